@@ -1,0 +1,26 @@
+"""Shared fixtures. Real data lives in ../shared/data beside the clone (never committed)."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import pytest
+
+REPO = Path(__file__).resolve().parents[1]
+
+
+def _shared_data() -> Path:
+    env = os.environ.get("AUTOCAR_SHARED_DATA")
+    if env:
+        return Path(env)
+    return REPO.parent / "shared" / "data"
+
+
+@pytest.fixture(scope="session")
+def shared_data() -> Path:
+    """Path of ../shared/data; skips the test when that folder is absent."""
+    path = _shared_data()
+    if not path.is_dir():
+        pytest.skip(f"real data folder {path} is absent (set AUTOCAR_SHARED_DATA)")
+    return path
