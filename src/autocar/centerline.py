@@ -254,7 +254,11 @@ class CenterlineGraph:
 
     # ---------------------------------------------------------- conversions
     def to_frame(self, index: int) -> dict[str, Any]:
-        """A frame entry of autocar-reconstruction/1: ``nodes`` [x, y, z, r] and ``edges``."""
+        """A frame entry of autocar-reconstruction/1: ``nodes`` [x, y, z, r] and ``edges``.
+
+        Values are rounded to 1e-4 mm (0.1 micrometre), far below any
+        imaging resolution, to keep the JSON small.
+        """
         nodes = np.concatenate([self.nodes, self.radii[:, None]], axis=1)
         return {
             "index": int(index),

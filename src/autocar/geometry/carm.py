@@ -53,7 +53,10 @@ def view_axes(primary_deg: float, secondary_deg: float) -> np.ndarray:
 
     ``u`` is the column axis, ``v`` the row axis and ``d`` the unit vector
     from the isocentre towards the detector (GEOMETRY.md). Rows are
-    orthonormal and ``u x v = d``.
+    orthonormal but the frame is LEFT-handed, ``u x v = -d``: the image shows
+    the patient as seen from the detector side (AP: the patient's left on the
+    right of the image), the mirror of a pinhole camera at the source, so
+    ``det(R) = -1`` in ``P = K [R | t]``.
     """
     m = rotation_z(primary_deg) @ rotation_x(-secondary_deg)
     u = m @ np.array([1.0, 0.0, 0.0])
