@@ -1,0 +1,1 @@
+"""Input/output: case folders, results, DICOM X-ray angiography, meshes and trees."""
