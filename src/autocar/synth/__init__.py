@@ -1,0 +1,1 @@
+"""Synthetic angiography world: coronary trees, heartbeat, C-arm poses, rendering."""
