@@ -1,0 +1,1 @@
+"""Learnable parts: sparse 3D convolutions and networks."""
