@@ -1,0 +1,115 @@
+"""The reconstruction network: 2D mask encoder + sparse 3D U-Net (METHOD.md 2-3).
+
+Per view, a small dilated 2D CNN encodes ``exp(-distance / 4 px)`` of the
+vessel mask (the paper uses a stacked-hourglass encoder on exp(-distance));
+its feature maps, the distance itself and the voxel's projected size are
+sampled at every hull voxel's projection. The per-view vectors are fused by
+their element-wise max and min over views, which makes the network
+independent of the order of the two views, and fed to the sparse U-Net that
+predicts occupancy (logit) and centerness per voxel.
+"""
+
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass
+from typing import Sequence
+
+import numpy as np
+import torch
+from torch import nn
+
+from autocar.geometry import CArmView
+from autocar.net.sparse import SparseVoxels
+from autocar.net.unet import SparseUNet
+from autocar.sbp.carve import SparseHull
+from autocar.sbp.features import sample_maps
+
+__all__ = ["NetConfig", "MaskEncoder2d", "AutocarNet"]
+
+
+@dataclass(frozen=True)
+class NetConfig:
+    """Network hyper-parameters (saved beside every trained model).
+
+    encoder_channels : channels of the 2D mask encoder's output per view.
+    base_channels : channels of the sparse U-Net's first level.
+    depth : number of down-sampling levels of the U-Net.
+    distance_scale_px : ``exp(-d / scale)`` input of the 2D encoder.
+    """
+
+    encoder_channels: int = 8
+    base_channels: int = 16
+    depth: int = 4
+    distance_scale_px: float = 4.0
+
+    def to_dict(self) -> dict:
+        return asdict(self)
+
+
+class MaskEncoder2d(nn.Module):
+    """Dilated CNN on exp(-distance): (V, 1, H, W) -> (V, C, H, W).
+
+    Dilations 1, 2, 4, 8 give a 31 px receptive field (vessel width and its
+    surroundings) at full resolution, so features sampled at a voxel's
+    projection see the local vessel shape, not just the distance value.
+    """
+
+    def __init__(self, out_channels: int = 8, width: int = 12) -> None:
+        super().__init__()
+        layers: list[nn.Module] = []
+        c_in = 1
+        for dil in (1, 2, 4, 8):
+            layers += [nn.Conv2d(c_in, width, 3, padding=dil, dilation=dil), nn.ReLU(inplace=True)]
+            c_in = width
+        layers.append(nn.Conv2d(width, out_channels, 1))
+        self.body = nn.Sequential(*layers)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.body(x)
+
+
+class AutocarNet(nn.Module):
+    """Occupancy and centerness of every hull voxel from the two views' distance maps."""
+
+    def __init__(self, config: NetConfig = NetConfig()) -> None:
+        super().__init__()
+        self.config = config
+        self.encoder = MaskEncoder2d(config.encoder_channels)
+        per_view = config.encoder_channels + 3
+        self.unet = SparseUNet(2 * per_view, base_channels=config.base_channels, depth=config.depth)
+
+    def voxel_features(
+        self, distances: torch.Tensor, centers_mm: torch.Tensor, views: Sequence[CArmView], voxel_mm: float
+    ) -> torch.Tensor:
+        """Fused per-voxel features (N, 2 (C + 3)) from distance maps (V, H, W) px."""
+        d = distances.unsqueeze(1)  # (V, 1, H, W)
+        enc = self.encoder(torch.exp(-d / self.config.distance_scale_px))  # (V, C, H, W)
+        maps = torch.cat([enc, torch.exp(-d), d / 10.0], dim=1)
+        per_view = sample_maps(maps, centers_mm, views)  # (N, V, C + 2)
+        pts = centers_mm.detach().cpu().numpy().astype(np.float64)
+        radius = np.stack([v.radius_px(voxel_mm / 2, pts) for v in views], axis=1)  # (N, V) px
+        radius_t = torch.as_tensor(radius, dtype=per_view.dtype, device=per_view.device).unsqueeze(-1)
+        per_view = torch.cat([per_view, radius_t], dim=-1)
+        return torch.cat([per_view.max(dim=1).values, per_view.min(dim=1).values], dim=-1)
+
+    def forward(
+        self,
+        distances: torch.Tensor,
+        hull: SparseHull,
+        views: Sequence[CArmView],
+    ) -> tuple[torch.Tensor, torch.Tensor]:
+        """Occupancy logits (N,) and centerness (N,) for the voxels of ``hull``.
+
+        ``distances`` (V, H, W) are the 2D distance maps (px) of the views' masks.
+        """
+        device = distances.device
+        centers = torch.as_tensor(hull.centers_mm, dtype=distances.dtype, device=device)
+        feats = self.voxel_features(distances, centers, views, hull.voxel_mm)
+        coords = torch.as_tensor(hull.coords, dtype=torch.int32, device=device)
+        indices = torch.cat([torch.zeros(len(coords), 1, dtype=torch.int32, device=device), coords], dim=1)
+        # Grid extent rounded up to a multiple of 2**depth so every level halves exactly.
+        mult = 2 ** self.config.depth
+        top = hull.coords.max(axis=0) + 1 if len(coords) else np.ones(3, dtype=int)
+        shape = tuple(int(-(-x // mult) * mult) for x in top)
+        sparse = SparseVoxels(features=feats, indices=indices, spatial_shape=shape, batch_size=1)
+        return self.unet(sparse)
