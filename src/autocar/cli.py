@@ -1,0 +1,385 @@
+"""The ``autocar`` command line.
+
+Heavy libraries (torch, pydicom, OpenCV) are imported inside the commands so
+that ``autocar --help`` answers at once. Bad input ends with one line naming
+the file and the problem (exit code 2), never a traceback.
+"""
+
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+from typing import List, Optional
+
+import typer
+
+app = typer.Typer(
+    add_completion=False,
+    no_args_is_help=True,
+    help="autocar: 3D coronary trees from two X-ray angiography sequences.",
+)
+
+
+def _fail(exc: Exception) -> None:
+    typer.secho(f"error: {exc}", fg=typer.colors.RED, err=True)
+    raise typer.Exit(code=2)
+
+
+def _spacing(value: Optional[List[float]]) -> Optional[tuple[float, float]]:
+    if not value:
+        return None
+    if len(value) == 1:
+        return (value[0], value[0])
+    if len(value) == 2:
+        return (value[0], value[1])
+    raise typer.BadParameter("give one value or two (row, column)", param_hint="--pixel-spacing")
+
+
+@app.command()
+def synth(
+    out: Path = typer.Argument(..., help="Folder to create; cases go in OUT/case_000, OUT/case_001, ..."),
+    cases: int = typer.Option(1, "--cases", "-n", min=1, help="Number of cases."),
+    frames: int = typer.Option(8, "--frames", "-t", min=1, help="Frames per view."),
+    seed: int = typer.Option(0, "--seed", "-s", help="Seed of the first case; case i uses seed + i."),
+    tree: str = typer.Option("left", "--tree", help="left or right coronary tree."),
+    kind: str = typer.Option("mask", "--kind", help="mask (binary PNG) or image (grey-level angiogram)."),
+    stenoses: int = typer.Option(1, "--stenoses", min=0, help="Planted stenoses per case."),
+    poses: Optional[Path] = typer.Option(None, "--poses", help="Pose distribution JSON (autocar poses-fit); default: clinical."),
+    overwrite: bool = typer.Option(False, "--overwrite", help="Replace existing case folders."),
+) -> None:
+    """Write synthetic two-view cases (CASE_FORMAT v1) with ground_truth.json beside each."""
+    from tqdm import tqdm
+
+    from autocar.errors import AutocarError
+    from autocar.synth.cases import SynthCaseConfig, synthesize_case, write_synth_case
+    from autocar.synth.poses import PoseDistribution
+
+    try:
+        config = SynthCaseConfig(side=tree, frames=frames, kind=kind, n_stenoses=stenoses)  # type: ignore[arg-type]
+        dist = PoseDistribution.load(poses) if poses else None
+        out.mkdir(parents=True, exist_ok=True)
+        for i in tqdm(range(cases), desc="synth", unit="case", disable=None):
+            sc = synthesize_case(config, rng=seed + i, poses=dist)
+            path = write_synth_case(sc, out / f"case_{i:03d}", overwrite=overwrite)
+            a, b = sc.case.views
+            tqdm.write(
+                f"{path}: {config.side} tree, {frames} frames, A {a.view.label}, B {b.view.label}, "
+                f"lag {sc.lag * 100:.1f}% of cycle, {len(sc.stenoses)} stenosis(es)"
+            )
+    except (AutocarError, ValueError, FileExistsError) as exc:
+        _fail(exc)
+
+
+@app.command()
+def info(
+    path: Path = typer.Argument(..., exists=True, help="A case folder, case.json, DICOM file or folder, or result folder."),
+    pixel_spacing: Optional[List[float]] = typer.Option(None, "--pixel-spacing", help="Imager pixel spacing override (mm) for DICOM."),
+) -> None:
+    """Print the geometry of a case, a DICOM XA file (or folder of them) or a result."""
+    from autocar.errors import AutocarError
+
+    try:
+        typer.echo(_describe(path, _spacing(pixel_spacing)))
+    except (AutocarError, ValueError, OSError) as exc:
+        _fail(exc)
+
+
+def _describe(path: Path, spacing: Optional[tuple[float, float]]) -> str:
+    from autocar.io.dicom import describe_xa, find_xa_files, read_xa
+
+    if path.is_dir() and (path / "case.json").is_file() or path.name == "case.json":
+        return _describe_case(path)
+    if path.is_dir() and (path / "reconstruction.json").is_file():
+        return _describe_result(path / "reconstruction.json")
+    if path.suffix == ".json" and path.name != "case.json":
+        return _describe_result(path)
+    files = find_xa_files(path) if path.is_dir() else [path]
+    if not files:
+        raise ValueError(f"{path}: no case.json, reconstruction.json or DICOM file found")
+    parts = []
+    for f in files:
+        seq = read_xa(f, pixel_spacing_mm=spacing, load_pixels=False, require_multiframe=False)
+        parts.append(describe_xa(seq))
+    return "\n\n".join(parts)
+
+
+def _describe_case(path: Path) -> str:
+    from autocar.io.case import read_case
+
+    case = read_case(path, load_frames=False)
+    lines = [f"case {case.path}", f"  tree: {case.tree or 'unknown'}"]
+    for cv in case.views:
+        v = cv.view
+        n = len(cv.frame_files) if cv.frame_files is not None else len(cv.frames)
+        lines.append(
+            f"  view {cv.name}: {v.label} (primary {v.primary_deg:+.1f}, secondary {v.secondary_deg:+.1f} deg), "
+            f"SID {v.sid_mm:g} mm, SOD {v.sod_mm:g} mm, spacing {v.spacing_mm[0]:g} x {v.spacing_mm[1]:g} mm, "
+            f"{v.rows} x {v.columns} px, {cv.kind}, {n} frames"
+        )
+        lines.append(
+            f"      magnification {v.magnification:.3f}, pixel at isocentre {v.isocenter_spacing_mm[0]:.3f} mm, "
+            f"field of view at isocentre {v.columns * v.isocenter_spacing_mm[1]:.0f} mm"
+        )
+        if cv.frame_times_ms is not None and len(cv.frame_times_ms) > 1:
+            dt = float(cv.frame_times_ms[-1] - cv.frame_times_ms[0]) / (len(cv.frame_times_ms) - 1)
+            lines.append(f"      frame interval {dt:.1f} ms ({1000 / dt if dt > 0 else float('nan'):.1f} fps)")
+        lines.append(f"      cardiac phase: {'given' if cv.cardiac_phase is not None else 'not given'}")
+    synth = case.metadata.get("synthetic")
+    if isinstance(synth, dict):
+        lines.append(
+            f"  synthetic: seed {synth.get('seed')}, view B lags A by {100 * synth.get('lag_fraction', 0):.1f}% "
+            f"of the cycle, {len(synth.get('stenoses', []))} planted stenosis(es)"
+        )
+    return "\n".join(lines)
+
+
+def _describe_result(path: Path) -> str:
+    from autocar.io.results import read_reconstruction
+
+    rec = read_reconstruction(path)
+    g = rec.frames[0] if rec.frames else None
+    lines = [f"reconstruction {path}", f"  frames: {len(rec.frames)}, dynamic (one topology): {rec.is_dynamic}"]
+    if g is not None:
+        lines.append(f"  frame 0: {g.num_nodes} nodes, {g.num_edges} edges, {g.total_length_mm:.1f} mm of centre line")
+    return "\n".join(lines)
+
+
+@app.command("import-dicom")
+def import_dicom(
+    dicom_dir: Path = typer.Argument(..., exists=True, file_okay=False, help="Folder with one multi-frame XA file per view."),
+    out: Path = typer.Option(..., "-o", "--out", help="Case folder to write."),
+    pixel_spacing: Optional[List[float]] = typer.Option(None, "--pixel-spacing", help="Imager pixel spacing (mm) when the files lack it."),
+    tree: Optional[str] = typer.Option(None, "--tree", help="left or right, if known."),
+    overwrite: bool = typer.Option(False, "--overwrite"),
+) -> None:
+    """Turn a folder of real XA DICOM files into a case folder (kind image)."""
+    from autocar.errors import AutocarError
+    from autocar.io.dicom import dicom_dir_to_case
+
+    try:
+        path = dicom_dir_to_case(dicom_dir, out, pixel_spacing_mm=_spacing(pixel_spacing), tree=tree, overwrite=overwrite)
+        typer.echo(_describe_case(path))
+    except (AutocarError, ValueError, FileExistsError) as exc:
+        _fail(exc)
+
+
+@app.command("poses-fit")
+def poses_fit(
+    dicom_dir: Path = typer.Argument(..., exists=True, file_okay=False, help="Folder (searched recursively) of XA DICOM files."),
+    out: Path = typer.Option(..., "-o", "--out", help="JSON file to write (autocar-poses/1)."),
+    clusters: int = typer.Option(9, "--clusters", min=1, help="Number of (primary, secondary) clusters."),
+    pixel_spacing: Optional[List[float]] = typer.Option(None, "--pixel-spacing", help="Spacing for files without one."),
+) -> None:
+    """Fit the C-arm pose distribution of your cath lab from DICOM headers."""
+    import warnings
+
+    from autocar.errors import AutocarError
+    from autocar.io.dicom import find_xa_files, read_xa
+    from autocar.synth.poses import PoseDistribution
+
+    try:
+        files = [f for d in [dicom_dir, *sorted(p for p in dicom_dir.rglob("*") if p.is_dir())] for f in find_xa_files(d)]
+        views, skipped = [], []
+        for f in files:
+            try:
+                with warnings.catch_warnings():
+                    warnings.simplefilter("ignore")
+                    seq = read_xa(f, pixel_spacing_mm=_spacing(pixel_spacing), load_pixels=False, require_multiframe=False)
+                views.append(seq.view)
+            except AutocarError as exc:
+                skipped.append(f"{exc}")
+        for s in skipped:
+            typer.echo(f"skipped: {s}", err=True)
+        if not views:
+            raise ValueError(f"{dicom_dir}: no usable XA file found ({len(skipped)} skipped)")
+        if out.is_dir():
+            raise ValueError(f"{out}: is a folder; give a JSON file name")
+        dist = PoseDistribution.fit(views, n_clusters=clusters)
+        dist.save(out)
+        typer.echo(f"{out}: fitted {len(dist.weights)} clusters from {len(views)} file(s)")
+    except (AutocarError, ValueError, OSError) as exc:
+        _fail(exc)
+
+
+@app.command("import-masks")
+def import_masks(
+    out: Path = typer.Argument(..., help="Case folder to write."),
+    mask: List[Path] = typer.Option(..., "--mask", exists=True, dir_okay=False, help="Vessel mask PNG of one view (repeat, >= 2)."),
+    params: List[Path] = typer.Option(..., "--params", exists=True, dir_okay=False,
+                                      help="Geometry JSON of the same view: sid, sod, spacing, alpha, beta (repeat)."),
+    tree: Optional[str] = typer.Option(None, "--tree", help="left or right, if known."),
+    overwrite: bool = typer.Option(False, "--overwrite"),
+) -> None:
+    """Make a one-frame mask case from mask PNGs and per-view geometry JSON files."""
+    from autocar.errors import AutocarError
+    from autocar.io.masks import case_from_mask_files
+
+    try:
+        case = case_from_mask_files(mask, params, out, tree=tree, overwrite=overwrite)
+        typer.echo(_describe_case(case.path))
+    except (AutocarError, ValueError, FileExistsError) as exc:
+        _fail(exc)
+
+
+@app.command()
+def reconstruct(
+    case_dir: Path = typer.Argument(..., exists=True, help="Case folder (CASE_FORMAT v1) with vessel masks."),
+    out: Path = typer.Option(..., "-o", "--out", help="Result folder: reconstruction.json + frame_XXX.ply."),
+    model: Optional[Path] = typer.Option(None, "--model", help="Weights from autocar train (default: the shipped ones)."),
+    method: str = typer.Option("network", "--method", help="network, hull-graph (no network) or hull-skeleton (raw hull)."),
+    threshold: float = typer.Option(0.5, "--threshold", min=0.0, max=1.0, help="Occupancy probability threshold."),
+    frames: Optional[int] = typer.Option(None, "--frames", min=1, help="Only the first N frame pairs."),
+    threads: int = typer.Option(2, "--threads", min=1),
+    overwrite: bool = typer.Option(False, "--overwrite"),
+) -> None:
+    """Reconstruct the 3D vessel tree of every frame pair of a case (static, frame by frame)."""
+    import time
+
+    from autocar.errors import AutocarError
+    from autocar.io.case import read_case
+    from autocar.reconstruct import ReconstructConfig, default_model, reconstruct_case, write_result
+
+    try:
+        if method not in ("network", "hull-graph", "hull-skeleton"):
+            raise ValueError(f"--method must be network, hull-graph or hull-skeleton, got {method!r}")
+        if out.exists() and not overwrite:
+            raise FileExistsError(f"{out} exists; pass --overwrite to replace it")
+        case = read_case(case_dir)
+        config = ReconstructConfig(threshold=threshold, threads=threads,
+                                   min_component_mm=0.0 if method == "hull-skeleton" else 8.0)
+        net = None
+        if method == "network":
+            from autocar.net.train import load_model
+
+            net = load_model(model) if model is not None else default_model()
+        t0 = time.perf_counter()
+        rec, results = reconstruct_case(case, net, config, frames=frames, use_network=method == "network")
+        seconds = time.perf_counter() - t0
+        write_result(rec, out, mesh_sections=config.mesh_sections, overwrite=True)
+        typer.echo(f"{out}: {len(rec.frames)} frame(s) in {seconds:.1f} s ({seconds / max(1, len(rec.frames)):.2f} s/frame)")
+        for k, r in enumerate(results):
+            typer.echo(f"  frame {k}: {r.graph.num_nodes} nodes, {r.graph.total_length_mm:.0f} mm, "
+                       f"hull {r.hull_voxels} -> vessel {r.kept_voxels} voxels"
+                       + (f" ({r.reason})" if r.reason else ""))
+    except (AutocarError, ValueError, FileExistsError, FileNotFoundError) as exc:
+        _fail(exc)
+
+
+@app.command()
+def evaluate(
+    result: Path = typer.Argument(..., exists=True, help="Result folder or reconstruction.json."),
+    truth: Optional[Path] = typer.Option(None, "--truth", exists=True, help="ground_truth.json (or the case folder holding it)."),
+    case_dir: Optional[Path] = typer.Option(None, "--case", exists=True, help="Case folder: also score reprojection against its masks."),
+    json_out: Optional[Path] = typer.Option(None, "--json", help="Write the full report (per frame) to this JSON file."),
+) -> None:
+    """Score a reconstruction against 3D ground truth and/or the case's 2D masks."""
+    from autocar.errors import AutocarError
+    from autocar.evaluate import evaluate_reconstruction
+    from autocar.io.atomic import atomic_write_json
+    from autocar.io.case import read_case
+    from autocar.io.results import read_ground_truth, read_reconstruction
+
+    try:
+        rec = read_reconstruction(result)
+        gt = None
+        if truth is not None:
+            gt = read_ground_truth(truth) if truth.is_dir() else read_reconstruction(truth)
+        case = read_case(case_dir) if case_dir is not None else None
+        report = evaluate_reconstruction(rec, truth=gt, case=case)
+        for key, value in report["mean"].items():
+            typer.echo(f"{key:>28s}: {value:.4g}")
+        if json_out is not None:
+            atomic_write_json(json_out, report)
+    except (AutocarError, ValueError, FileNotFoundError) as exc:
+        _fail(exc)
+
+
+@app.command()
+def snapshot(
+    result: Path = typer.Argument(..., exists=True, help="Result folder, reconstruction.json or ground_truth.json."),
+    out: Path = typer.Option(..., "-o", "--out", help="PNG file to write."),
+    frame: int = typer.Option(0, "--frame", min=0, help="Which frame."),
+    size: int = typer.Option(384, "--size", min=64, max=2048, help="Panel size in pixels."),
+) -> None:
+    """PNG of a reconstructed tree seen from three angles (RAO 30/CAU 20, LAO 45/CRA 20, LAO 90)."""
+    from autocar.errors import AutocarError
+    from autocar.io.results import read_reconstruction
+    from autocar.snapshot import write_snapshot
+
+    try:
+        rec = read_reconstruction(result)
+        if frame >= len(rec.frames):
+            raise ValueError(f"{result}: frame {frame} requested, the result has {len(rec.frames)} frame(s)")
+        write_snapshot(rec.frames[frame], out, size_px=size)
+        typer.echo(f"{out}: frame {frame}, {rec.frames[frame].num_nodes} nodes")
+    except (AutocarError, ValueError) as exc:
+        _fail(exc)
+
+
+@app.command()
+def train(
+    out: Path = typer.Argument(..., help="Run folder: checkpoint.pt, model.pt, config.json, train_log.jsonl."),
+    epochs: int = typer.Option(10, "--epochs", min=1),
+    steps: int = typer.Option(100, "--steps", min=1, help="Samples per epoch (one fresh sample per step)."),
+    val_samples: int = typer.Option(8, "--val-samples", min=1),
+    lr: float = typer.Option(3e-3, "--lr"),
+    seed: int = typer.Option(0, "--seed"),
+    threads: int = typer.Option(2, "--threads", min=1, help="CPU threads."),
+    device: str = typer.Option("auto", "--device", help="cpu, cuda or auto."),
+    base_channels: int = typer.Option(16, "--base-channels", min=4),
+    depth: int = typer.Option(4, "--depth", min=1, max=6),
+    tree: List[str] = typer.Option(["left", "right"], "--tree", help="Trees to train on (repeatable)."),
+    resume: bool = typer.Option(False, "--resume", help="Continue from OUT/checkpoint.pt."),
+) -> None:
+    """Train the reconstruction network on pose-adapted synthetic samples drawn on the fly."""
+    from autocar.net.model import NetConfig
+    from autocar.net.train import TrainConfig
+    from autocar.net.train import train as run_training
+
+    try:
+        config = TrainConfig(
+            sides=tuple(tree), epochs=epochs, steps_per_epoch=steps, val_samples=val_samples, lr=lr,
+            seed=seed, threads=threads, device=device,
+            net=NetConfig(base_channels=base_channels, depth=depth),
+        )
+        for side in config.sides:
+            if side not in ("left", "right"):
+                raise ValueError(f"--tree must be left or right, got {side!r}")
+        if device not in ("auto", "cpu", "cuda") and not device.startswith("cuda:"):
+            raise ValueError(f"--device must be auto, cpu, cuda or cuda:N, got {device!r}")
+        if device.startswith("cuda"):
+            import torch
+
+            if not torch.cuda.is_available():
+                raise ValueError(f"--device {device}: no CUDA device is available")
+        if resume and not (out / "checkpoint.pt").is_file():
+            raise FileNotFoundError(f"--resume: {out / 'checkpoint.pt'} does not exist")
+        path = run_training(config, out, resume=resume)
+        typer.echo(f"weights: {path}")
+    except (ValueError, FileNotFoundError) as exc:
+        _fail(exc)
+
+
+@app.command()
+def demo(
+    out: Path = typer.Option(Path("demo-out"), "-o", "--out", help="Folder for the demo outputs."),
+    seed: int = typer.Option(7, "--seed"),
+    frames: int = typer.Option(6, "--frames", min=1, max=60, help="Frames per view."),
+) -> None:
+    """Run the pipeline on a bundled-style example (synthesise, render, write, read back)."""
+    from autocar.demo import run_demo
+    from autocar.errors import AutocarError
+
+    try:
+        run_demo(out, seed=seed, frames=frames)
+    except (AutocarError, ValueError, FileNotFoundError, OSError) as exc:
+        _fail(exc)
+
+
+def main() -> None:
+    """Console-script entry point."""
+    app()
+
+
+if __name__ == "__main__":  # pragma: no cover
+    sys.exit(main())

@@ -1,0 +1,1 @@
+"""Centre-line graphs from network predictions: extraction, radii, meshes."""

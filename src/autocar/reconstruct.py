@@ -1,0 +1,192 @@
+"""Static reconstruction: two vessel masks + geometry -> centre-line tree, radii, mesh.
+
+Per frame pair (view A frame k, view B frame k): sparse backward projection
+(:mod:`autocar.sbp`), the trained network's occupancy and centerness on the
+hull voxels (:mod:`autocar.net`), then the centre-line graph and its tubular
+mesh (:mod:`autocar.graph`). Frames are reconstructed independently here.
+"""
+
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass, field
+from importlib import resources
+from pathlib import Path
+from typing import Sequence
+
+import numpy as np
+import torch
+
+from autocar.centerline import CenterlineGraph
+from autocar.errors import CaseFormatError, ShapeError
+from autocar.geometry import CArmView
+from autocar.graph.extract import EMPTY_GRAPH, extract_graph
+from autocar.io.case import Case
+from autocar.io.results import Reconstruction
+from autocar.net.model import AutocarNet
+from autocar.net.train import load_model
+from autocar.sbp.carve import SBPConfig, carve, distance_maps
+
+__all__ = ["ReconstructConfig", "FrameResult", "default_model", "reconstruct_pair", "reconstruct_case",
+           "write_result", "hull_skeleton_graph"]
+
+WEIGHTS = "autocar_static.pt"
+
+
+@dataclass(frozen=True)
+class ReconstructConfig:
+    """Options of the static reconstruction.
+
+    threshold : occupancy probability above which a hull voxel is vessel.
+    sbp_margin_px : carving tolerance for weakly synchronised views (px).
+    min_component_mm : smaller isolated pieces are dropped as ghosts.
+    mesh_sections : polygon sides of the tube mesh.
+    threads : torch threads on CPU.
+    """
+
+    threshold: float = 0.5
+    sbp_margin_px: float = 1.0
+    min_component_mm: float = 8.0
+    mesh_sections: int = 12
+    threads: int = 2
+
+
+@dataclass
+class FrameResult:
+    """One reconstructed frame pair: the graph, what the hull held, and timings (s)."""
+
+    graph: CenterlineGraph
+    hull_voxels: int
+    kept_voxels: int
+    kept_per_level: tuple[int, ...] = ()
+    seconds: dict[str, float] = field(default_factory=dict)
+    reason: str = ""
+
+
+def default_model(device: str | torch.device = "cpu") -> AutocarNet:
+    """The weights shipped in the package (trained by ``autocar train``; see weights/README.md)."""
+    ref = resources.files("autocar") / "weights" / WEIGHTS
+    with resources.as_file(ref) as path:
+        if not Path(path).is_file():
+            raise FileNotFoundError(f"shipped weights {path} are missing from the installed package")
+        return load_model(path, device=device)
+
+
+def _check_pair(masks: Sequence[np.ndarray], views: Sequence[CArmView]) -> list[np.ndarray]:
+    if len(masks) != len(views) or len(masks) < 2:
+        raise ShapeError(f"need one mask per view and at least two views, got {len(masks)} masks, {len(views)} views")
+    out = []
+    for i, (m, v) in enumerate(zip(masks, views)):
+        a = np.asarray(m)
+        if a.shape != (v.rows, v.columns):
+            raise ShapeError(f"mask {i} has shape {a.shape}, its view expects {(v.rows, v.columns)}")
+        out.append(a > 0)
+    return out
+
+
+def reconstruct_pair(
+    masks: Sequence[np.ndarray],
+    views: Sequence[CArmView],
+    model: AutocarNet | None,
+    config: ReconstructConfig = ReconstructConfig(),
+) -> FrameResult:
+    """Reconstruct one frame pair; ``model=None`` keeps every hull voxel (the no-network baseline)."""
+    masks = _check_pair(masks, views)
+    times: dict[str, float] = {}
+    t = time.perf_counter()
+    hull = carve(masks, list(views), SBPConfig(margin_px=config.sbp_margin_px))
+    times["sbp"] = time.perf_counter() - t
+    n = len(hull.coords)
+    if n == 0:
+        return FrameResult(EMPTY_GRAPH, 0, 0, tuple(hull.kept_per_level), times, hull.reason or "empty hull")
+    t = time.perf_counter()
+    if model is None:
+        prob = np.ones(n, np.float32)
+    else:
+        torch.set_num_threads(config.threads)
+        dist = torch.as_tensor(distance_maps(masks), dtype=torch.float32)
+        with torch.no_grad():
+            logit, _ = model(dist, hull, list(views))
+        prob = torch.sigmoid(logit).numpy()
+    times["network"] = time.perf_counter() - t
+    t = time.perf_counter()
+    graph = extract_graph(hull, prob, masks, views, threshold=config.threshold,
+                          min_component_mm=config.min_component_mm)
+    times["graph"] = time.perf_counter() - t
+    reason = "" if graph.num_nodes else "no voxel predicted as vessel"
+    return FrameResult(graph, n, int((prob >= config.threshold).sum()), tuple(hull.kept_per_level), times, reason)
+
+
+def hull_skeleton_graph(masks: Sequence[np.ndarray], views: Sequence[CArmView],
+                        config: ReconstructConfig = ReconstructConfig()) -> FrameResult:
+    """Baseline (a): the raw two-view hull skeletonised, no network, no ghost removal."""
+    return reconstruct_pair(masks, views, None, ReconstructConfig(
+        threshold=config.threshold, sbp_margin_px=config.sbp_margin_px, min_component_mm=0.0))
+
+
+def reconstruct_case(
+    case: Case,
+    model: AutocarNet | None = None,
+    config: ReconstructConfig = ReconstructConfig(),
+    *,
+    frames: int | None = None,
+    use_network: bool = True,
+    progress: bool = True,
+) -> tuple[Reconstruction, list[FrameResult]]:
+    """Reconstruct every frame pair of a mask case independently (static).
+
+    ``model`` defaults to the shipped weights; ``use_network=False`` runs the
+    no-network baseline (every hull voxel kept). ``frames`` limits the number
+    of frame pairs.
+    """
+    from tqdm import tqdm
+
+    if len(case.views) < 2:
+        raise CaseFormatError(f"{case.path}: a reconstruction needs two views, got {len(case.views)}")
+    a, b = case.views[0], case.views[1]
+    for cv in (a, b):
+        if cv.kind != "mask":
+            raise CaseFormatError(
+                f"{case.path}: view {cv.name} has kind '{cv.kind}'; reconstruction currently needs vessel masks "
+                "(kind 'mask'); 2D segmentation of angiograms is not available yet"
+            )
+    if not use_network:
+        model = None
+    elif model is None:
+        model = default_model()
+    n = min(len(a.frames), len(b.frames))
+    if frames is not None:
+        n = min(n, int(frames))
+    for cv in (a, b):
+        for k in range(n):
+            if not np.any(cv.frames[k]):
+                raise CaseFormatError(f"{case.path}: view {cv.name} frame {k} has an empty vessel mask")
+    results = []
+    for k in tqdm(range(n), desc="reconstruct", unit="frame", disable=not progress):
+        results.append(reconstruct_pair([a.frames[k], b.frames[k]], [a.view, b.view], model, config))
+    extra = {
+        "method": ("autocar static (SBP + sparse U-Net + centre-line graph), frames independent" if model is not None
+                   else "two-view hull (SBP) + centre-line graph, no network"),
+        "views": {cv.name: cv.view.to_dict() for cv in (a, b)},
+        "frame_pairs": [[k, k] for k in range(n)],
+    }
+    frame_extra = tuple(
+        {"hull_voxels": r.hull_voxels, "vessel_voxels": r.kept_voxels,
+         "seconds": {k: round(v, 4) for k, v in r.seconds.items()}, **({"empty_reason": r.reason} if r.reason else {})}
+        for r in results
+    )
+    return Reconstruction(frames=tuple(r.graph for r in results), extra=extra, frame_extra=frame_extra), results
+
+
+def write_result(rec: Reconstruction, out: str | Path, *, mesh_sections: int = 12, overwrite: bool = True) -> Path:
+    """Write reconstruction.json and frame_XXX.ply into ``out`` atomically (all or nothing)."""
+    from autocar.io.atomic import atomic_directory
+    from autocar.io.results import write_reconstruction
+    from autocar.tubes import tube_mesh, write_ply
+
+    out = Path(out)
+    with atomic_directory(out, overwrite=overwrite) as tmp:
+        write_reconstruction(rec, tmp)
+        for k, g in enumerate(rec.frames):
+            write_ply(tube_mesh(g, sections=mesh_sections), Path(tmp) / f"frame_{k:03d}.ply")
+    return out

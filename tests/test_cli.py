@@ -1,0 +1,352 @@
+"""The ``autocar`` command line, run in-process with typer's CliRunner.
+
+One test runs the installed ``autocar`` console script in a real subprocess to
+prove the entry point works; every other test calls ``autocar.cli.app``
+directly. Bad input must end with exit code 2 and a single ``error:`` line on
+stderr (no traceback).
+"""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+import sysconfig
+from pathlib import Path
+
+import numpy as np
+import pytest
+from typer.testing import CliRunner
+
+from autocar.cli import app
+from autocar.geometry.carm import CArmView
+from autocar.io.case import read_case
+from autocar.io.dicom import write_xa
+from autocar.io.results import read_ground_truth
+from autocar.synth.cases import SynthCaseConfig, synthesize_case
+from autocar.synth.poses import PoseDistribution
+
+runner = CliRunner()
+
+
+def invoke(*args: object):
+    """Run ``autocar ARGS...`` in-process; every argument is passed as a string."""
+    return runner.invoke(app, [str(a) for a in args])
+
+
+def assert_ok(result) -> None:
+    assert result.exit_code == 0, f"exit {result.exit_code}\n{result.output}\n{result.exception!r}"
+
+
+def assert_clean_error(result, *needles: str) -> str:
+    """Exit code 2, exactly one 'error: ...' line on stderr, no traceback; returns that line."""
+    assert result.exit_code == 2, f"exit {result.exit_code}\n{result.output}\n{result.exception!r}"
+    assert isinstance(result.exception, SystemExit), repr(result.exception)
+    assert "Traceback" not in result.output
+    lines = [line for line in result.stderr.splitlines() if line.strip()]
+    assert len(lines) == 1, result.stderr
+    assert lines[0].startswith("error: "), lines[0]
+    for needle in needles:
+        assert needle in lines[0], (needle, lines[0])
+    return lines[0]
+
+
+# ------------------------------------------------------------ entry point
+def test_console_script_help_runs_in_a_subprocess():
+    scripts = Path(sysconfig.get_path("scripts"))
+    exe = scripts / ("autocar.exe" if sys.platform == "win32" else "autocar")
+    assert exe.is_file(), f"console script {exe} is not installed (pip install -e .)"
+    proc = subprocess.run([str(exe), "--help"], capture_output=True, text=True, timeout=60)
+    assert proc.returncode == 0, proc.stderr
+    for command in ("synth", "info", "import-dicom", "poses-fit", "train", "demo"):
+        assert command in proc.stdout, command
+    assert "Traceback" not in proc.stderr
+
+
+# ------------------------------------------------------------------ synth
+@pytest.fixture(scope="module")
+def synth_root(tmp_path_factory):
+    """``autocar synth OUT --cases 2 --frames 2`` run once for the module: (result, OUT)."""
+    out = tmp_path_factory.mktemp("synth") / "cases"
+    result = invoke("synth", out, "--cases", 2, "--frames", 2, "--seed", 5)
+    return result, out
+
+
+def test_synth_writes_readable_cases_with_ground_truth(synth_root):
+    result, out = synth_root
+    assert_ok(result)
+    assert sorted(p.name for p in out.iterdir()) == ["case_000", "case_001"]
+    for i in range(2):
+        folder = out / f"case_{i:03d}"
+        assert (folder / "case.json").is_file() and (folder / "ground_truth.json").is_file()
+        case = read_case(folder)
+        assert [cv.name for cv in case.views] == ["A", "B"]
+        assert case.tree == "left" and case.num_frames == 2
+        assert all(cv.kind == "mask" and cv.frames.shape == (2, *cv.view.shape) for cv in case.views)
+        assert all(cv.frames.any() for cv in case.views)  # the tree is visible in every view
+        assert case.metadata["synthetic"]["seed"] == 5 + i
+        truth = read_ground_truth(folder)
+        assert truth.num_frames == 2 and truth.frames[0].num_nodes > 10
+        # one summary line per case, naming its folder and both poses
+        assert str(folder) in result.stdout
+        assert all(cv.view.label in result.stdout for cv in case.views)
+
+
+def test_synth_bad_tree_is_a_one_line_error(tmp_path):
+    out = tmp_path / "never"
+    line = assert_clean_error(invoke("synth", out, "--tree", "middle", "--frames", 1), "middle")
+    assert "left" in line and "right" in line
+    assert not out.exists()
+
+
+def test_synth_refuses_to_overwrite_an_existing_case(synth_root):
+    _, out = synth_root
+    before = (out / "case_000" / "case.json").read_bytes()
+    assert_clean_error(invoke("synth", out, "--frames", 1, "--stenoses", 0), "case_000", "overwrite")
+    assert (out / "case_000" / "case.json").read_bytes() == before
+
+
+# ------------------------------------------------------------------- info
+def test_info_on_a_synthetic_case(synth_root):
+    _, out = synth_root
+    folder = out / "case_001"
+    result = invoke("info", folder)
+    assert_ok(result)
+    case = read_case(folder, load_frames=False)
+    assert result.stdout.startswith(f"case {folder}")
+    assert "tree: left" in result.stdout
+    for cv in case.views:
+        v = cv.view
+        assert f"view {cv.name}: {v.label} (primary {v.primary_deg:+.1f}, secondary {v.secondary_deg:+.1f} deg)" in result.stdout
+        assert f"SID {v.sid_mm:g} mm, SOD {v.sod_mm:g} mm" in result.stdout
+    assert result.stdout.count("2 frames") == 2
+    assert "15.0 fps" in result.stdout and "cardiac phase: given" in result.stdout
+    assert "synthetic: seed 6" in result.stdout
+    # case.json itself is accepted too
+    again = invoke("info", folder / "case.json")
+    assert_ok(again)
+    assert again.stdout == result.stdout
+
+
+def test_info_on_the_real_ge_phantom(shared_data):
+    path = shared_data / "xa-dicom-phantom" / "IM1.dcm"
+    if not path.is_file():
+        pytest.skip(f"{path} is absent")
+    result = invoke("info", path)
+    assert_ok(result)
+    out = result.stdout
+    assert "LAO 31.3 CRA 0.1" in out
+    assert "primary 31.3 deg, secondary 0.1 deg" in out
+    assert "SID / SOD:     860 mm / 720 mm" in out
+    assert "14 of 512 x 512 px (header only)" in out
+    assert "GE MEDICAL SYSTEMS" in out
+    assert "from FieldOfViewDimensions/Rows,Columns" in out  # the file has no ImagerPixelSpacing
+    assert "15 frames/s" in out
+
+
+def test_info_on_the_phantom_folder_with_spacing_override(shared_data):
+    folder = shared_data / "xa-dicom-phantom"
+    if not (folder / "IM2.dcm").is_file():
+        pytest.skip(f"{folder} is incomplete")
+    result = invoke("info", folder, "--pixel-spacing", 0.2)
+    assert_ok(result)
+    assert "LAO 31.3 CRA 0.1" in result.stdout and "RAO 27.3 CAU 0.1" in result.stdout
+    assert result.stdout.count("0.2 x 0.2 mm at the detector (from override)") == 2
+
+
+def test_info_on_a_folder_without_anything_readable(tmp_path):
+    (tmp_path / "notes.txt").write_text("hello")
+    assert_clean_error(invoke("info", tmp_path), str(tmp_path), "no case.json")
+
+
+def test_info_on_a_file_that_is_not_dicom(tmp_path):
+    path = tmp_path / "scan.dcm"
+    path.write_bytes(b"not a dicom file at all" * 10)
+    assert_clean_error(invoke("info", path), str(path))
+
+
+# ----------------------------------------------------------- import-dicom
+@pytest.fixture(scope="module")
+def image_case():
+    """A small two-frame synthetic angiogram case (512 x 512 grey images) held in memory."""
+    return synthesize_case(SynthCaseConfig(side="right", frames=2, kind="image", n_stenoses=0), rng=11)
+
+
+def _write_pair(sc, folder: Path) -> list[Path]:
+    folder.mkdir(parents=True, exist_ok=True)
+    return [
+        write_xa(folder / f"{cv.name}.dcm", cv.frames, cv.view,
+                 frame_times_ms=cv.frame_times_ms, cardiac_phase=cv.cardiac_phase)
+        for cv in sc.case.views
+    ]
+
+
+def test_import_dicom_round_trip(image_case, tmp_path):
+    dicom_dir = tmp_path / "dicom"
+    _write_pair(image_case, dicom_dir)
+    out = tmp_path / "case"
+    result = invoke("import-dicom", dicom_dir, "-o", out, "--tree", "right")
+    assert_ok(result)
+    assert result.stdout.startswith(f"case {out}") and "tree: right" in result.stdout
+    case = read_case(out)
+    assert case.tree == "right" and [cv.name for cv in case.views] == ["A", "B"]
+    probe = image_case.truth[0].nodes
+    for a, b in zip(image_case.case.views, case.views):
+        assert b.kind == "image"
+        # DICOM decimal strings round the geometry: compare where it matters, in pixels.
+        shift = np.abs(a.view.project(probe)[0] - b.view.project(probe)[0])
+        assert float(np.max(shift)) < 0.01
+        assert b.view.shape == a.view.shape
+        assert b.frames.dtype == a.frames.dtype
+        np.testing.assert_array_equal(b.frames, a.frames)
+        np.testing.assert_allclose(b.frame_times_ms, a.frame_times_ms, atol=1e-6)
+        np.testing.assert_allclose(b.cardiac_phase, a.cardiac_phase, atol=1e-6)
+    assert case.metadata["source"]["A"]["file"] == "A.dcm"
+
+    # the same target again needs --overwrite
+    assert_clean_error(invoke("import-dicom", dicom_dir, "-o", out), str(out))
+    assert_ok(invoke("import-dicom", dicom_dir, "-o", out, "--overwrite"))
+
+
+def test_import_dicom_truncated_file_names_it(image_case, tmp_path):
+    dicom_dir = tmp_path / "dicom"
+    _, b = _write_pair(image_case, dicom_dir)
+    data = b.read_bytes()
+    b.write_bytes(data[: len(data) // 2])
+    out = tmp_path / "case"
+    assert_clean_error(invoke("import-dicom", dicom_dir, "-o", out), str(b))
+    assert not out.exists()
+
+
+def test_import_dicom_needs_exactly_two_files(image_case, tmp_path):
+    dicom_dir = tmp_path / "dicom"
+    a, b = _write_pair(image_case, dicom_dir)
+    b.unlink()
+    assert_clean_error(invoke("import-dicom", dicom_dir, "-o", tmp_path / "case"), "exactly 2", a.name)
+
+
+# -------------------------------------------------------------- poses-fit
+_FIT_ANGLES = [(30.0, 20.0), (32.0, 22.0), (-30.0, -20.0), (-32.0, -22.0), (0.0, 40.0), (2.0, 42.0)]
+
+
+def _write_tiny_xa(path: Path, primary: float, secondary: float, sid: float) -> Path:
+    view = CArmView(primary, secondary, sid, 750.0, (0.3, 0.3), 16, 12)
+    frames = np.arange(2 * 16 * 12, dtype=np.uint16).reshape(2, 16, 12)
+    return write_xa(path, frames, view)
+
+
+def test_poses_fit_from_xa_headers(tmp_path):
+    dicom_dir = tmp_path / "lab"
+    (dicom_dir / "more").mkdir(parents=True)
+    for k, (p, s) in enumerate(_FIT_ANGLES):
+        # half the files in a sub-folder: the folder is searched recursively
+        where = dicom_dir / "more" if k % 2 else dicom_dir
+        _write_tiny_xa(where / f"run{k}.dcm", p, s, 1000.0 + 20 * k)
+    (dicom_dir / "README.txt").write_text("not DICOM")
+    out = tmp_path / "poses.json"
+    result = invoke("poses-fit", dicom_dir, "-o", out, "--clusters", 3)
+    assert_ok(result)
+    assert "fitted 3 clusters from 6 file(s)" in result.stdout
+    dist = PoseDistribution.load(out)
+    assert json.loads(out.read_text())["format"] == "autocar-poses/1"
+    assert dist.n_clusters == 3
+    centers = sorted(map(tuple, np.asarray(dist.centers_deg).tolist()))
+    np.testing.assert_allclose(centers, [(-31.0, -21.0), (1.0, 41.0), (31.0, 21.0)], atol=0.1)
+    np.testing.assert_allclose(np.asarray(dist.weights), 1 / 3, atol=1e-6)
+    assert (dist.rows, dist.columns) == (16, 12)
+    assert 1000.0 <= dist.sid_range_mm[0] <= dist.sid_range_mm[1] <= 1100.0
+    assert dist.sod_range_mm[0] == pytest.approx(750.0) and dist.sod_range_mm[1] == pytest.approx(750.0)
+    # the fitted file drives synth
+    synth_out = tmp_path / "synth"
+    assert_ok(invoke("synth", synth_out, "--frames", 1, "--stenoses", 0, "--poses", out))
+    case = read_case(synth_out / "case_000", load_frames=False)
+    assert all(cv.view.shape == (16, 12) for cv in case.views)
+
+
+def test_poses_fit_without_xa_files(tmp_path):
+    (tmp_path / "x.txt").write_text("nothing here")
+    assert_clean_error(invoke("poses-fit", tmp_path, "-o", tmp_path / "p.json"), "no usable XA file")
+    assert not (tmp_path / "p.json").exists()
+
+
+# ------------------------------------------------------- torch threads
+@pytest.fixture
+def restore_torch_threads():
+    """``train`` and ``demo`` set torch's global thread count; put it back for the tests that follow."""
+    import torch
+
+    before = torch.get_num_threads()
+    yield
+    torch.set_num_threads(before)
+
+
+# ------------------------------------------------------------------- demo
+def test_demo_with_one_frame_reconstructs_and_scores(tmp_path, restore_torch_threads):
+    out = tmp_path / "demo"
+    result = invoke("demo", "-o", out, "--frames", 1)
+    assert_ok(result)
+    report = json.loads((out / "evaluation.json").read_text())
+    assert len(report["frames"]) == 1
+    # The shipped network finds most of the true tree (see README for the benchmark).
+    assert report["mean"]["recall_2mm"] > 0.5
+    assert (out / "result" / "reconstruction.json").is_file() and (out / "result" / "frame_000.ply").is_file()
+
+
+@pytest.mark.slow
+def test_demo_writes_a_preview(tmp_path, restore_torch_threads):
+    # The demo now reconstructs 6 frame pairs with the network (~40 s on 2 busy cores).
+    from PIL import Image
+
+    out = tmp_path / "demo"
+    result = invoke("demo", "-o", out)
+    assert_ok(result)
+    assert "autocar demo finished" in result.stdout
+    preview = out / "preview.png"
+    assert preview.is_file()
+    with Image.open(preview) as img:
+        arr = np.asarray(img.convert("RGB"))
+    assert arr.shape == (512, 1024, 3)
+    assert arr.std() > 0
+
+
+# ------------------------------------------------------------------ train
+def test_train_tiny_run_writes_weights(tmp_path, restore_torch_threads):
+    out = tmp_path / "run"
+    result = invoke(
+        "train", out, "--epochs", 1, "--steps", 1, "--val-samples", 1,
+        "--base-channels", 4, "--depth", 2, "--threads", 1, "--device", "cpu", "--tree", "left",
+    )
+    assert_ok(result)
+    assert f"weights: {out / 'model.pt'}" in result.stdout
+    for name in ("model.pt", "checkpoint.pt", "config.json", "train_log.jsonl"):
+        assert (out / name).is_file(), name
+    config = json.loads((out / "config.json").read_text())
+    assert config["net"]["base_channels"] == 4 and config["net"]["depth"] == 2
+    assert config["sides"] == ["left"] and config["epochs"] == 1
+    log = [json.loads(line) for line in (out / "train_log.jsonl").read_text().splitlines()]
+    assert len(log) == 1 and log[0]["epoch"] == 1
+
+    from autocar.net.train import load_model
+
+    model = load_model(out / "model.pt")
+    assert sum(p.numel() for p in model.parameters()) > 0
+
+
+def test_train_rejects_an_unknown_tree(tmp_path):
+    out = tmp_path / "run"
+    assert_clean_error(invoke("train", out, "--tree", "middle", "--epochs", 1, "--steps", 1), "middle")
+    assert not out.exists()
+
+
+# ------------------------------------------------------- bad options
+def test_train_bad_device_is_a_one_line_error(tmp_path, restore_torch_threads):
+    assert_clean_error(invoke("train", tmp_path / "run", "--device", "gpu", "--epochs", 1, "--steps", 1), "gpu")
+
+
+def test_poses_fit_output_is_a_folder(tmp_path):
+    dicom_dir = tmp_path / "lab"
+    dicom_dir.mkdir()
+    _write_tiny_xa(dicom_dir / "a.dcm", 30.0, 20.0, 1000.0)
+    target = tmp_path / "taken"
+    target.mkdir()
+    assert_clean_error(invoke("poses-fit", dicom_dir, "-o", target), str(target))
