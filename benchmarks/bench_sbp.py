@@ -21,7 +21,14 @@ import numpy as np
 
 from autocar.centerline import CenterlineGraph
 from autocar.geometry import CArmView
-from autocar.sbp.carve import SBPConfig, _FINAL_TOL_PX, _ViewOps, carve, check_masks, distance_maps
+from autocar.sbp.carve import (
+    _FINAL_TOL_PX,
+    SBPConfig,
+    _ViewOps,
+    carve,
+    check_masks,
+    distance_maps,
+)
 from autocar.synth.render import render_mask
 
 

@@ -17,7 +17,6 @@ from autocar.io.masks import case_from_mask_files, view_from_params
 from autocar.io.results import Reconstruction, read_reconstruction
 from autocar.metrics import centerline_scores
 from autocar.reconstruct import (
-    ReconstructConfig,
     default_model,
     hull_skeleton_graph,
     reconstruct_case,

@@ -237,7 +237,12 @@ def reconstruct(
 
     from autocar.errors import AutocarError
     from autocar.io.case import read_case
-    from autocar.reconstruct import ReconstructConfig, default_model, reconstruct_case, write_result
+    from autocar.reconstruct import (
+        ReconstructConfig,
+        default_model,
+        reconstruct_case,
+        write_result,
+    )
 
     try:
         if method not in ("network", "hull-graph", "hull-skeleton"):

@@ -45,10 +45,10 @@ def run_demo(out: Path, *, seed: int = 7, frames: int = 6) -> Path:
     import cv2
     from tqdm import tqdm
 
-    from autocar.io.case import read_case
-    from autocar.io.dicom import dicom_dir_to_case, write_xa
     from autocar.evaluate import evaluate_reconstruction
     from autocar.io.atomic import atomic_write_json
+    from autocar.io.case import read_case
+    from autocar.io.dicom import dicom_dir_to_case, write_xa
     from autocar.io.results import read_ground_truth
     from autocar.reconstruct import default_model, reconstruct_case, write_result
     from autocar.synth.cases import SynthCaseConfig, synthesize_case, write_synth_case

@@ -14,7 +14,6 @@ Positions in world mm; N nodes, E edges.
 from __future__ import annotations
 
 import os
-import tempfile
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -22,8 +21,10 @@ import numpy as np
 
 from autocar.centerline import CenterlineGraph
 from autocar.errors import ShapeError, TreeFormatError
+from autocar.io.atomic import atomic_write_bytes
 
 if TYPE_CHECKING:
+    import manifold3d
     import trimesh
 
 __all__ = ["tube_mesh", "write_ply"]
@@ -190,15 +191,5 @@ def write_ply(mesh: "trimesh.Trimesh", path: str | os.PathLike[str]) -> Path:
     if not dest.parent.is_dir():
         raise TreeFormatError(f"cannot write {dest}: folder {dest.parent} does not exist")
     data = trimesh.exchange.ply.export_ply(mesh, encoding="binary")
-    fd, tmp = tempfile.mkstemp(prefix=f".{dest.name}.", suffix=".tmp", dir=dest.parent)
-    try:
-        with os.fdopen(fd, "wb") as fh:
-            fh.write(data)
-            fh.flush()
-            os.fsync(fh.fileno())
-        os.replace(tmp, dest)
-    except BaseException:
-        if os.path.exists(tmp):
-            os.remove(tmp)
-        raise
+    atomic_write_bytes(dest, data)
     return dest

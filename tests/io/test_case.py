@@ -11,7 +11,14 @@ import pytest
 from autocar.errors import CaseFormatError, ShapeError
 from autocar.geometry.carm import CArmView
 from autocar.io import images as images_mod
-from autocar.io.case import CASE_FORMAT, Case, CaseView, read_case, validate_case_json, write_case
+from autocar.io.case import (
+    CASE_FORMAT,
+    Case,
+    CaseView,
+    read_case,
+    validate_case_json,
+    write_case,
+)
 
 # Key sets of the example in shared/CASE_FORMAT.md ("Input: a case folder").
 DOC_TOP_KEYS = {"format", "tree", "views"}

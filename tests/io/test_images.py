@@ -11,7 +11,12 @@ from PIL import Image
 
 from autocar.errors import CaseFormatError, ShapeError
 from autocar.io import atomic as atomic_mod
-from autocar.io.atomic import atomic_directory, atomic_write_bytes, atomic_write_json, atomic_write_text
+from autocar.io.atomic import (
+    atomic_directory,
+    atomic_write_bytes,
+    atomic_write_json,
+    atomic_write_text,
+)
 from autocar.io.images import read_frame, write_frame
 
 

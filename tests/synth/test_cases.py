@@ -8,7 +8,12 @@ import pytest
 from autocar.centerline import CenterlineGraph
 from autocar.io.case import read_case
 from autocar.io.results import read_ground_truth
-from autocar.synth.cases import SynthCase, SynthCaseConfig, synthesize_case, write_synth_case
+from autocar.synth.cases import (
+    SynthCase,
+    SynthCaseConfig,
+    synthesize_case,
+    write_synth_case,
+)
 from autocar.synth.poses import named_view
 from autocar.synth.render import render_mask
 from autocar.synth.trees import generate_tree

@@ -7,7 +7,13 @@ import pytest
 
 from autocar.errors import GeometryError
 from autocar.synth.render import ostium_node
-from autocar.synth.trees import FIT_CUBE_MM, LEFT_VESSELS, RIGHT_VESSELS, Stenosis, generate_tree
+from autocar.synth.trees import (
+    FIT_CUBE_MM,
+    LEFT_VESSELS,
+    RIGHT_VESSELS,
+    Stenosis,
+    generate_tree,
+)
 
 
 def _vessel(graph, name):

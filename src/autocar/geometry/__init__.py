@@ -1,5 +1,11 @@
 """C-arm geometry (shared/GEOMETRY.md): the only place angle signs live."""
 
-from autocar.geometry.carm import CArmView, angles_from_direction, rotation_x, rotation_z, view_axes
+from autocar.geometry.carm import (
+    CArmView,
+    angles_from_direction,
+    rotation_x,
+    rotation_z,
+    view_axes,
+)
 
 __all__ = ["CArmView", "angles_from_direction", "rotation_x", "rotation_z", "view_axes"]

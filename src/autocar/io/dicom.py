@@ -38,7 +38,12 @@ from typing import Any, Iterable, Sequence
 
 import numpy as np
 
-from autocar.errors import CaseFormatError, DicomGeometryError, GeometryError, ShapeError
+from autocar.errors import (
+    CaseFormatError,
+    DicomGeometryError,
+    GeometryError,
+    ShapeError,
+)
 from autocar.geometry.carm import CArmView
 from autocar.io.atomic import atomic_write_bytes
 

@@ -291,7 +291,7 @@ def _left_vessels(heart: _Heart, gen: np.random.Generator) -> list[_Vessel]:
 
 
 def _right_vessels(heart: _Heart, gen: np.random.Generator) -> list[_Vessel]:
-    L, b = heart.half_length, heart.base_h
+    b = heart.base_h
     u = gen.uniform
     rca_r = u(1.8, 2.1)
     crux = -math.pi + u(-0.1, 0.1)
