@@ -329,7 +329,7 @@ def test_save_is_atomic(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None
     def failing_replace(src: str, dst: str) -> None:
         raise OSError("disk full")
 
-    monkeypatch.setattr("autocar.synth.poses.os.replace", failing_replace)
+    monkeypatch.setattr("autocar.io.atomic.os.replace", failing_replace)
     with pytest.raises(OSError):
         other.save(path)
     assert path.read_text() == before  # old file untouched
