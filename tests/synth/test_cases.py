@@ -267,3 +267,16 @@ def test_image_case_one_frame(tmp_path):
         assert back.frames.dtype == orig.frames.dtype
         np.testing.assert_array_equal(back.frames, orig.frames)
     assert read_ground_truth(out).num_frames == 1
+
+
+def test_perfectly_synchronised_case_shows_the_same_tree_in_both_views():
+    from autocar.synth.cases import SynthCaseConfig as Config
+    from autocar.synth.cases import synthesize_case as make
+
+    sc = make(Config(frames=2, lag_range=(0.0, 0.0), view_b_delay_s=(0.0, 0.0)), rng=4)
+    for a, b in zip(sc.truth, sc.truth_b):
+        np.testing.assert_allclose(a.nodes, b.nodes, atol=1e-12)
+    drift = make(Config(frames=1, lag_range=(0.0, 0.0)), rng=4)  # B a few seconds later: breathing moved it
+    assert np.abs(drift.truth[0].nodes - drift.truth_b[0].nodes).max() > 0.05
+    with pytest.raises(ValueError, match="view_b_delay_s"):
+        Config(view_b_delay_s=(5.0, 1.0))

@@ -44,6 +44,9 @@ class SynthCaseConfig:
     lag_range : view B lags view A by a fraction of the cycle drawn from this range
         (0 = perfectly synchronised; ECG-gated acquisitions keep a few percent).
     breath_hold : if True the respiratory shift is 1/5 of the model's amplitude.
+    view_b_delay_s : view B is recorded this many seconds after view A (drawn
+        uniformly), so it sees another point of the breathing cycle; (0, 0)
+        with lag_range (0, 0) makes B see exactly A's tree (perfect sync).
     """
 
     side: Literal["left", "right"] = "left"
@@ -54,6 +57,7 @@ class SynthCaseConfig:
     heart_rate_range_bpm: tuple[float, float] = (60.0, 85.0)
     lag_range: tuple[float, float] = (0.02, 0.08)
     breath_hold: bool = True
+    view_b_delay_s: tuple[float, float] = (3.0, 8.0)
 
     def __post_init__(self) -> None:
         if self.side not in ("left", "right"):
@@ -72,6 +76,9 @@ class SynthCaseConfig:
             raise ValueError(f"lag_range must satisfy 0 <= low <= high < 0.5, got {(lo, hi)}")
         if self.n_stenoses < 0:
             raise ValueError(f"n_stenoses must be >= 0, got {self.n_stenoses}")
+        lo, hi = self.view_b_delay_s
+        if not 0 <= lo <= hi <= 600:
+            raise ValueError(f"view_b_delay_s must satisfy 0 <= low <= high <= 600 s, got {(lo, hi)}")
 
 
 @dataclass(frozen=True)
@@ -133,7 +140,7 @@ def synthesize_case(
     phase_a = np.mod(phase0 + t / period_s, 1.0)
     phase_b = np.mod(phase_a - lag, 1.0)
     # View B is recorded after A (a few seconds later), so respiration differs too.
-    t_offset_b = float(gen.uniform(3.0, 8.0))
+    t_offset_b = float(gen.uniform(*config.view_b_delay_s))
 
     truth = tuple(heart.deform(synth.graph, float(p), float(tt)) for p, tt in zip(phase_a, t))
     truth_b = tuple(heart.deform(synth.graph, float(p), float(tt + t_offset_b)) for p, tt in zip(phase_b, t))
