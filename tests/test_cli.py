@@ -281,14 +281,15 @@ def restore_torch_threads():
 
 
 # ------------------------------------------------------------------- demo
-def test_demo_with_one_frame_reconstructs_and_scores(tmp_path, restore_torch_threads):
+def test_demo_with_two_frames_reconstructs_and_scores(tmp_path, restore_torch_threads):
     out = tmp_path / "demo"
-    result = invoke("demo", "-o", out, "--frames", 1)
+    result = invoke("demo", "-o", out, "--frames", 2)
     assert_ok(result)
     report = json.loads((out / "evaluation.json").read_text())
-    assert len(report["frames"]) == 1
-    # The shipped network finds most of the true tree (see README for the benchmark).
-    assert report["mean"]["recall_2mm"] > 0.5
+    assert len(report["frames"]) == 2
+    # The shipped network reconstructs a real part of the tree (measured F1 @2 mm 0.59 on this seed;
+    # an empty or misplaced result scores 0).
+    assert report["mean"]["f1_2mm"] > 0.4
     assert (out / "result" / "reconstruction.json").is_file() and (out / "result" / "frame_000.ply").is_file()
 
 

