@@ -65,6 +65,7 @@ import numpy as np
 
 from autocar.centerline import CenterlineGraph
 from autocar.errors import GeometryError, ShapeError
+from autocar.geometry.carm import _finite
 
 __all__ = ["HeartbeatModel", "cardiac_activation", "periodic_scaling"]
 
@@ -150,12 +151,7 @@ def _vector3(name: str, value: Any) -> np.ndarray:
 
 
 def _scalar(name: str, value: Any, lo: float, hi: float, *, lo_open: bool = False) -> float:
-    try:
-        x = float(value)
-    except (TypeError, ValueError):
-        raise GeometryError(f"{name} must be a number, got {value!r}") from None
-    if not math.isfinite(x):
-        raise GeometryError(f"{name} must be finite, got {value!r}")
+    x = _finite(name, value)
     if (x <= lo if lo_open else x < lo) or x > hi:
         left = "(" if lo_open else "["
         raise GeometryError(f"{name} must be in {left}{lo}, {hi}], got {x}")
