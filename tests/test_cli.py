@@ -351,3 +351,43 @@ def test_poses_fit_output_is_a_folder(tmp_path):
     target = tmp_path / "taken"
     target.mkdir()
     assert_clean_error(invoke("poses-fit", dicom_dir, "-o", target), str(target))
+
+
+# ------------------------------------------------------------ reconstruct
+@pytest.fixture(scope="module")
+def three_frame_case(tmp_path_factory):
+    root = tmp_path_factory.mktemp("dyn")
+    assert_ok(invoke("synth", root, "--frames", 3, "--seed", 2_100_011))
+    return root / "case_000"
+
+
+def test_reconstruct_multi_frame_case_is_dynamic_by_default(three_frame_case, tmp_path, restore_torch_threads):
+    out = tmp_path / "dyn"
+    result = invoke("reconstruct", three_frame_case, "-o", out)
+    assert_ok(result)
+    assert "dynamic, one topology" in result.stdout and "frame pairs by cardiac_phase" in result.stdout
+    data = json.loads((out / "reconstruction.json").read_text())
+    frames = data["frames"]
+    assert len(frames) == 3 and all(f["edges"] == frames[0]["edges"] for f in frames)
+    assert len(data["motion"]["peak_to_peak_mm"]) == len(frames[0]["nodes"])
+    assert sorted(p.name for p in out.glob("*.ply")) == ["frame_000.ply", "frame_001.ply", "frame_002.ply"]
+    scored = invoke("evaluate", out, "--truth", three_frame_case)
+    assert_ok(scored)
+    assert "f1_1mm" in scored.stdout
+
+
+def test_reconstruct_static_flag_keeps_frames_independent(three_frame_case, tmp_path, restore_torch_threads):
+    out = tmp_path / "static"
+    result = invoke("reconstruct", three_frame_case, "-o", out, "--static", "--method", "hull-graph")
+    assert_ok(result)
+    assert "static" in result.stdout and "dynamic" not in result.stdout
+    data = json.loads((out / "reconstruction.json").read_text())
+    assert "motion" not in data and len(data["frames"]) == 3
+    # Independent hull reconstructions of moving frames do not share one node list.
+    assert len({len(f["nodes"]) for f in data["frames"]}) > 1
+
+
+def test_reconstruct_refuses_to_overwrite(three_frame_case, tmp_path):
+    out = tmp_path / "exists"
+    out.mkdir()
+    assert_clean_error(invoke("reconstruct", three_frame_case, "-o", out), "exists", "--overwrite")

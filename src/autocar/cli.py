@@ -230,9 +230,16 @@ def reconstruct(
     threshold: float = typer.Option(0.5, "--threshold", min=0.0, max=1.0, help="Occupancy probability threshold."),
     frames: Optional[int] = typer.Option(None, "--frames", min=1, help="Only the first N frame pairs."),
     threads: int = typer.Option(2, "--threads", min=1),
+    static: bool = typer.Option(False, "--static", help="Reconstruct every frame pair independently "
+                                "(no tracking: topology may differ between frames)."),
     overwrite: bool = typer.Option(False, "--overwrite"),
 ) -> None:
-    """Reconstruct the 3D vessel tree of every frame pair of a case (static, frame by frame)."""
+    """Reconstruct the 3D vessel tree at every cardiac phase of a case.
+
+    Frames of the two views are paired by cardiac phase. With two or more
+    frame pairs the result is dynamic (one topology, nodes move with the
+    heart; per-node motion in the result) unless --static is given.
+    """
     import time
 
     from autocar.errors import AutocarError
@@ -258,12 +265,32 @@ def reconstruct(
 
             net = load_model(model) if model is not None else default_model()
         t0 = time.perf_counter()
-        rec, results = reconstruct_case(case, net, config, frames=frames, use_network=method == "network")
+        n_pairs = min(case.views[0].num_frames, case.views[1].num_frames) if len(case.views) >= 2 else 0
+        if frames is not None:
+            n_pairs = min(n_pairs, frames)
+        meshes = None
+        if static or n_pairs < 2:
+            rec, results = reconstruct_case(case, net, config, frames=frames, use_network=method == "network")
+        else:
+            from autocar.dynamic.pipeline import deformed_meshes, reconstruct_dynamic
+
+            dyn = reconstruct_dynamic(case, net, config, frames=frames, use_network=method == "network")
+            rec, results = dyn.reconstruction, dyn.static
+            meshes = deformed_meshes(dyn, sections=config.mesh_sections)
         seconds = time.perf_counter() - t0
-        write_result(rec, out, mesh_sections=config.mesh_sections, overwrite=True)
-        typer.echo(f"{out}: {len(rec.frames)} frame(s) in {seconds:.1f} s ({seconds / max(1, len(rec.frames)):.2f} s/frame)")
+        write_result(rec, out, mesh_sections=config.mesh_sections, overwrite=True, meshes=meshes)
+        kind = "dynamic, one topology" if rec.num_frames > 1 and rec.is_dynamic and not static else "static"
+        typer.echo(f"{out}: {len(rec.frames)} frame(s), {kind}, in {seconds:.1f} s "
+                   f"({seconds / max(1, len(rec.frames)):.2f} s/frame)")
+        pairing = rec.extra.get("frame_pairing", {})
+        if pairing:
+            typer.echo(f"  frame pairs by {pairing.get('source')}: {rec.extra.get('frame_pairs')}"
+                       + (f" ({pairing['note']})" if pairing.get("note") else ""))
+        if "motion" in rec.extra:
+            typer.echo(f"  reference frame {rec.extra['reference_frame']}; node motion over the cycle: "
+                       f"mean {rec.extra['motion']['mean_mm']:.1f} mm, max {rec.extra['motion']['max_mm']:.1f} mm")
         for k, r in enumerate(results):
-            typer.echo(f"  frame {k}: {r.graph.num_nodes} nodes, {r.graph.total_length_mm:.0f} mm, "
+            typer.echo(f"  frame {k}: static {r.graph.num_nodes} nodes, {r.graph.total_length_mm:.0f} mm, "
                        f"hull {r.hull_voxels} -> vessel {r.kept_voxels} voxels"
                        + (f" ({r.reason})" if r.reason else ""))
         if method == "network" and any(r.graph.num_nodes == 0 for r in results):

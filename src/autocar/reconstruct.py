@@ -154,21 +154,24 @@ def reconstruct_case(
         model = None
     elif model is None:
         model = default_model()
-    n = min(len(a.frames), len(b.frames))
-    if frames is not None:
-        n = min(n, int(frames))
-    for cv in (a, b):
-        for k in range(n):
+    from autocar.dynamic.phase import pair_case_views
+
+    pairing = pair_case_views(a, b, frames=frames)
+    n = len(pairing.index_a)
+    for cv, idx in ((a, pairing.index_a), (b, pairing.index_b)):
+        for k in np.unique(idx):
             if not np.any(cv.frames[k]):
-                raise CaseFormatError(f"{case.path}: view {cv.name} frame {k} has an empty vessel mask")
+                raise CaseFormatError(f"{case.path}: view {cv.name} frame {int(k)} has an empty vessel mask")
     results = []
     for k in tqdm(range(n), desc="reconstruct", unit="frame", disable=not progress):
-        results.append(reconstruct_pair([a.frames[k], b.frames[k]], [a.view, b.view], model, config))
+        ia, ib = int(pairing.index_a[k]), int(pairing.index_b[k])
+        results.append(reconstruct_pair([a.frames[ia], b.frames[ib]], [a.view, b.view], model, config))
     extra = {
         "method": ("autocar static (SBP + sparse U-Net + centre-line graph), frames independent" if model is not None
                    else "two-view hull (SBP) + centre-line graph, no network"),
         "views": {cv.name: cv.view.to_dict() for cv in (a, b)},
-        "frame_pairs": [[k, k] for k in range(n)],
+        "frame_pairs": pairing.to_list(),
+        "frame_pairing": {"source": pairing.source, **({"note": pairing.note} if pairing.note else {})},
     }
     frame_extra = tuple(
         {"hull_voxels": r.hull_voxels, "vessel_voxels": r.kept_voxels,
@@ -178,8 +181,13 @@ def reconstruct_case(
     return Reconstruction(frames=tuple(r.graph for r in results), extra=extra, frame_extra=frame_extra), results
 
 
-def write_result(rec: Reconstruction, out: str | Path, *, mesh_sections: int = 12, overwrite: bool = True) -> Path:
-    """Write reconstruction.json and frame_XXX.ply into ``out`` atomically (all or nothing)."""
+def write_result(rec: Reconstruction, out: str | Path, *, mesh_sections: int = 12, overwrite: bool = True,
+                 meshes: Sequence[object] | None = None) -> Path:
+    """Write reconstruction.json and frame_XXX.ply into ``out`` atomically (all or nothing).
+
+    ``meshes`` (one trimesh per frame, e.g. the deformed reference mesh of a
+    dynamic result) replaces the tube mesh built from each frame's graph.
+    """
     from autocar.io.atomic import atomic_directory
     from autocar.io.results import write_reconstruction
     from autocar.tubes import tube_mesh, write_ply
@@ -187,6 +195,9 @@ def write_result(rec: Reconstruction, out: str | Path, *, mesh_sections: int = 1
     out = Path(out)
     with atomic_directory(out, overwrite=overwrite) as tmp:
         write_reconstruction(rec, tmp)
+        if meshes is not None and len(meshes) != len(rec.frames):
+            raise ShapeError(f"{len(meshes)} meshes given for {len(rec.frames)} frames")
         for k, g in enumerate(rec.frames):
-            write_ply(tube_mesh(g, sections=mesh_sections), Path(tmp) / f"frame_{k:03d}.ply")
+            mesh = meshes[k] if meshes is not None else tube_mesh(g, sections=mesh_sections)
+            write_ply(mesh, Path(tmp) / f"frame_{k:03d}.ply")
     return out

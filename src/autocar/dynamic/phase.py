@@ -74,10 +74,12 @@ from scipy import ndimage
 from autocar.errors import CaseFormatError, ShapeError
 
 __all__ = [
+    "FramePairing",
     "PhaseEstimate",
     "circular_difference",
     "estimate_phase",
     "frame_descriptors",
+    "pair_case_views",
     "pair_frames",
     "phase_from_case_view",
 ]
@@ -588,3 +590,51 @@ def pair_frames(phase_a: np.ndarray, phase_b: np.ndarray) -> tuple[np.ndarray, n
     index = np.argmin(np.abs(diff), axis=1)
     lag = diff[np.arange(a.size), index]
     return index.astype(np.int64), lag
+
+
+@dataclass(frozen=True)
+class FramePairing:
+    """Which frame of view B goes with each frame of view A.
+
+    index_a, index_b : (K,) int frame indices (a pair per reconstruction frame).
+    lag : (K,) residual phase lag of each pair (fraction of the cycle; NaN
+        when the pairing is by index).
+    source : "cardiac_phase" (both views carry it), "estimated" (estimated
+        from the frames of at least one view) or "index" (frame k with
+        frame k: no phase could be had).
+    note : why the pairing fell back to "index", else "".
+    """
+
+    index_a: np.ndarray
+    index_b: np.ndarray
+    lag: np.ndarray
+    source: str
+    note: str = ""
+
+    def to_list(self) -> list[list[int]]:
+        """``[[a, b], ...]`` as written in reconstruction.json's ``frame_pairs``."""
+        return [[int(a), int(b)] for a, b in zip(self.index_a, self.index_b)]
+
+
+def pair_case_views(view_a: Any, view_b: Any, *, frames: int | None = None) -> FramePairing:
+    """Pair the frames of two :class:`autocar.io.case.CaseView` by cardiac phase.
+
+    Every frame of A (the first ``frames`` when given) is paired with the
+    frame of B of nearest phase (:func:`pair_frames`). Phases come from the
+    views' ``cardiac_phase`` or are estimated from the frames
+    (:func:`phase_from_case_view`); when neither works (e.g. a sequence
+    shorter than about 1.5 beats without ECG), frame k pairs with frame k
+    and ``note`` says why.
+    """
+    na, nb = int(view_a.num_frames), int(view_b.num_frames)
+    n = min(na, nb) if frames is None else min(na, int(frames))
+    has_phase = getattr(view_a, "cardiac_phase", None) is not None and getattr(view_b, "cardiac_phase", None) is not None
+    try:
+        pa = phase_from_case_view(view_a)
+        pb = phase_from_case_view(view_b)
+    except (ValueError, ShapeError, CaseFormatError) as exc:
+        n = min(n, nb)
+        idx = np.arange(n, dtype=np.int64)
+        return FramePairing(idx, idx.copy(), np.full(n, np.nan), "index", f"no cardiac phase: {exc}")
+    ib, lag = pair_frames(pa[:n], pb)
+    return FramePairing(np.arange(n, dtype=np.int64), ib, lag, "cardiac_phase" if has_phase else "estimated")

@@ -1,0 +1,170 @@
+"""Dynamic reconstruction of a multi-frame case: one tree that moves with the heart.
+
+Steps (METHOD.md section 4, CASE_FORMAT v1 "Dynamic reconstructions"):
+
+1. Pair the frames of the two views by cardiac phase
+   (:func:`autocar.dynamic.phase.pair_case_views`).
+2. Reconstruct every frame pair statically (:func:`autocar.reconstruct.reconstruct_pair`).
+3. Pick the reference frame: the static result that reprojects best onto both
+   views' masks (mean reprojection Dice), ties to the earliest.
+4. Track the reference tree through all frames (:func:`autocar.dynamic.track.track_tree`).
+
+The result has the same nodes, edges and radii in every frame; per-node
+motion (peak-to-peak displacement over the frames, mm) goes into the
+result's ``motion`` key, and :func:`deformed_meshes` moves one reference
+mesh to every frame so the mesh vertices correspond too.
+"""
+
+from __future__ import annotations
+
+import time
+from typing import Any
+
+import numpy as np
+
+from autocar.dynamic.phase import FramePairing, pair_case_views
+from autocar.dynamic.track import TrackConfig, TrackResult, track_tree
+from autocar.errors import CaseFormatError
+from autocar.io.case import Case
+from autocar.io.results import Reconstruction
+from autocar.metrics import reprojection_scores
+from autocar.reconstruct import (
+    FrameResult,
+    ReconstructConfig,
+    default_model,
+    reconstruct_pair,
+)
+
+__all__ = ["reconstruct_dynamic", "pick_reference", "deformed_meshes", "DynamicResult"]
+
+
+class DynamicResult:
+    """Everything the dynamic run produced (the Reconstruction plus its working parts)."""
+
+    def __init__(self, reconstruction: Reconstruction, track: TrackResult | None, static: list[FrameResult],
+                 pairing: FramePairing, seconds: dict[str, float]) -> None:
+        self.reconstruction = reconstruction
+        self.track = track
+        self.static = static
+        self.pairing = pairing
+        self.seconds = seconds
+
+
+def _check_mask_views(case: Case) -> None:
+    if len(case.views) < 2:
+        raise CaseFormatError(f"{case.path}: a reconstruction needs two views, got {len(case.views)}")
+    for cv in case.views[:2]:
+        if cv.kind != "mask":
+            raise CaseFormatError(
+                f"{case.path}: view {cv.name} has kind '{cv.kind}'; segment the angiograms into vessel masks first"
+            )
+
+
+def pick_reference(static: list[FrameResult], masks: list[np.ndarray], views: list[Any]) -> tuple[int, list[float]]:
+    """Index of the best static frame and every frame's mean reprojection Dice.
+
+    ``masks`` holds one (K, H, W) array per view, paired with the static frames.
+    """
+    scores = []
+    for k, r in enumerate(static):
+        if r.graph.num_nodes == 0:
+            scores.append(0.0)
+            continue
+        scores.append(float(np.mean([reprojection_scores(r.graph, v, m[k])["dice"] for v, m in zip(views, masks)])))
+    return int(np.argmax(scores)), scores
+
+
+def reconstruct_dynamic(
+    case: Case,
+    model: Any = None,
+    config: ReconstructConfig = ReconstructConfig(),
+    track: TrackConfig = TrackConfig(),
+    *,
+    frames: int | None = None,
+    use_network: bool = True,
+    progress: bool = True,
+) -> DynamicResult:
+    """Reconstruct a mask case over the heartbeat with one topology (see the module doc).
+
+    ``frames`` limits the number of frame pairs; ``use_network=False`` uses
+    the no-network hull for the static frames. A case whose frames are all
+    empty after the static step returns the static (empty) frames.
+    """
+    from tqdm import tqdm
+
+    _check_mask_views(case)
+    a, b = case.views[0], case.views[1]
+    pairing = pair_case_views(a, b, frames=frames)
+    n = len(pairing.index_a)
+    for cv, idx in ((a, pairing.index_a), (b, pairing.index_b)):
+        for k in np.unique(idx):
+            if not np.any(cv.frames[k]):
+                raise CaseFormatError(f"{case.path}: view {cv.name} frame {int(k)} has an empty vessel mask")
+    if not use_network:
+        model = None
+    elif model is None:
+        model = default_model()
+    views = [a.view, b.view]
+    masks = [np.asarray(a.frames)[pairing.index_a] > 0, np.asarray(b.frames)[pairing.index_b] > 0]
+    seconds: dict[str, float] = {}
+    t0 = time.perf_counter()
+    static = [reconstruct_pair([masks[0][k], masks[1][k]], views, model, config)
+              for k in tqdm(range(n), desc="static frames", unit="frame", disable=not progress)]
+    seconds["static"] = time.perf_counter() - t0
+    ref, scores = pick_reference(static, masks, views)
+    extra: dict[str, Any] = {
+        "method": "autocar dynamic (static reference frame tracked with an embedded deformation graph)",
+        "views": {cv.name: cv.view.to_dict() for cv in (a, b)},
+        "frame_pairs": pairing.to_list(),
+        "frame_pairing": {"source": pairing.source, **({"note": pairing.note} if pairing.note else {}),
+                          "lag_fraction": [None if not np.isfinite(x) else round(float(x), 4) for x in pairing.lag]},
+    }
+    if static[ref].graph.num_nodes == 0:
+        extra["method"] = "nothing reconstructed in any frame"
+        rec = Reconstruction(frames=tuple(r.graph for r in static), extra=extra,
+                             frame_extra=tuple({"empty_reason": r.reason} for r in static))
+        return DynamicResult(rec, None, static, pairing, seconds)
+    t0 = time.perf_counter()
+    result = track_tree(static[ref].graph, ref, views, masks, static_graphs=[r.graph for r in static],
+                        config=track)
+    seconds["track"] = time.perf_counter() - t0
+    motion = result.peak_to_peak_mm()
+    extra["reference_frame"] = ref
+    extra["motion"] = {
+        "description": "per node: largest distance between its positions in any two frames (mm)",
+        "peak_to_peak_mm": [round(float(x), 3) for x in motion],
+        "max_mm": round(float(motion.max()), 3),
+        "mean_mm": round(float(motion.mean()), 3),
+    }
+    frame_extra = tuple(
+        {"static_reprojection_dice": round(scores[k], 4),
+         "matched_2d": [round(x, 3) for x in result.frames[k].matched_2d],
+         "matched_3d": round(result.frames[k].matched_3d, 3),
+         "seconds": {**{key: round(v, 4) for key, v in static[k].seconds.items()},
+                     "track": round(result.frames[k].seconds, 4)}}
+        for k in range(n)
+    )
+    rec = Reconstruction(frames=tuple(result.graphs), extra=extra, frame_extra=frame_extra)
+    return DynamicResult(rec, result, static, pairing, seconds)
+
+
+def deformed_meshes(result: DynamicResult, *, sections: int = 12) -> list[Any]:
+    """One trimesh per frame: the reference frame's tube mesh moved by each frame's deformation.
+
+    Every mesh has the same faces; vertex i is the same surface point in every frame.
+    """
+    import trimesh
+
+    from autocar.tubes import tube_mesh
+
+    track = result.track
+    if track is None:
+        return [tube_mesh(r.graph, sections=sections) for r in result.static]
+    base = tube_mesh(track.graphs[track.reference], sections=sections)
+    rest = np.asarray(base.vertices, dtype=np.float64)
+    # The mesh is built on the (refined) reference frame; each frame adds the
+    # difference between its displacement field and the reference frame's.
+    moved = track.move_points_all(rest)  # (T, M, 3)
+    faces = np.asarray(base.faces)
+    return [trimesh.Trimesh(vertices=rest + moved[k] - moved[track.reference], faces=faces, process=False)
+            for k in range(len(track.graphs))]

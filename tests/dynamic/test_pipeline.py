@@ -1,0 +1,101 @@
+from __future__ import annotations
+
+import json
+
+import numpy as np
+import pytest
+import trimesh
+
+from autocar.dynamic.phase import pair_case_views, pair_frames
+from autocar.dynamic.pipeline import deformed_meshes, reconstruct_dynamic
+from autocar.dynamic.track import TrackConfig
+from autocar.errors import CaseFormatError
+from autocar.io.case import Case, CaseView
+from autocar.io.results import read_reconstruction
+from autocar.metrics import centerline_scores
+from autocar.reconstruct import write_result
+from autocar.synth.cases import SynthCaseConfig, synthesize_case
+
+
+@pytest.fixture(scope="module")
+def synth():
+    return synthesize_case(SynthCaseConfig(frames=4, lag_range=(0.04, 0.08)), rng=2_100_003)
+
+
+@pytest.fixture(scope="module")
+def dynamic(synth):
+    return reconstruct_dynamic(synth.case, track=TrackConfig(iterations=20), progress=False)
+
+
+def test_one_topology_in_every_frame_and_motion_per_node(synth, dynamic):
+    rec = dynamic.reconstruction
+    assert rec.num_frames == 4 and rec.is_dynamic
+    first = rec.frames[0]
+    assert first.num_nodes > 50
+    for g in rec.frames[1:]:
+        assert np.array_equal(g.edges, first.edges) and np.array_equal(g.radii, first.radii)
+    motion = rec.extra["motion"]["peak_to_peak_mm"]
+    assert len(motion) == first.num_nodes
+    x = np.stack([g.nodes for g in rec.frames])
+    assert rec.extra["motion"]["max_mm"] == pytest.approx(
+        max(np.linalg.norm(x[i] - x[j], axis=1).max() for i in range(4) for j in range(4)), abs=2e-3)
+    assert 0 <= rec.extra["reference_frame"] < 4
+
+
+def test_frames_are_paired_by_cardiac_phase(synth, dynamic):
+    a, b = synth.case.views
+    expected, _ = pair_frames(a.cardiac_phase, b.cardiac_phase)
+    assert dynamic.reconstruction.extra["frame_pairs"] == [[k, int(expected[k])] for k in range(4)]
+    assert dynamic.pairing.source == "cardiac_phase"
+
+
+def test_dynamic_is_not_worse_than_static_on_the_same_frames(synth, dynamic):
+    f_static = np.mean([centerline_scores(r.graph, t).f1_1mm for r, t in zip(dynamic.static, synth.truth)])
+    f_dynamic = np.mean([centerline_scores(g, t).f1_1mm for g, t in zip(dynamic.reconstruction.frames, synth.truth)])
+    assert f_dynamic >= f_static - 0.03, (f_static, f_dynamic)
+
+
+def test_meshes_deform_with_the_graph_and_round_trip(tmp_path, dynamic):
+    meshes = deformed_meshes(dynamic)
+    assert len(meshes) == 4
+    assert all(np.array_equal(m.faces, meshes[0].faces) for m in meshes)
+    ref = dynamic.track.reference
+    assert meshes[ref].is_watertight
+    out = write_result(dynamic.reconstruction, tmp_path / "out", meshes=meshes)
+    back = read_reconstruction(out)
+    assert back.is_dynamic and back.num_frames == 4
+    ply = [trimesh.load(out / f"frame_{k:03d}.ply") for k in range(4)]
+    assert all(len(p.vertices) == len(meshes[0].vertices) for p in ply)
+    # Vertices move like the nearest centre-line node.
+    rec = dynamic.reconstruction
+    k = 3 if ref != 3 else 0
+    node_shift = np.linalg.norm(rec.frames[k].nodes - rec.frames[ref].nodes, axis=1).mean()
+    vert_shift = np.linalg.norm(ply[k].vertices - ply[ref].vertices, axis=1).mean()
+    assert vert_shift == pytest.approx(node_shift, rel=0.35)
+    data = json.loads((out / "reconstruction.json").read_text())
+    assert len(data["frames"]) == 4 and "motion" in data
+
+
+def test_pairing_falls_back_to_frame_index_without_phase():
+    synth = synthesize_case(SynthCaseConfig(frames=3), rng=5)
+    views = [CaseView(name=cv.name, view=cv.view, kind="mask", frames=cv.frames) for cv in synth.case.views]
+    pairing = pair_case_views(*views)
+    assert pairing.source == "index" and pairing.to_list() == [[0, 0], [1, 1], [2, 2]]
+    assert "no cardiac phase" in pairing.note
+
+
+def test_empty_mask_frame_is_rejected(synth):
+    a, b = synth.case.views
+    frames = np.array(b.frames, copy=True)
+    frames[:] = 0
+    bad = Case(views=(a, CaseView(name="B", view=b.view, kind="mask", frames=frames,
+                                  cardiac_phase=b.cardiac_phase)), tree="left")
+    with pytest.raises(CaseFormatError, match="empty vessel mask"):
+        reconstruct_dynamic(bad, progress=False)
+
+
+def test_image_views_are_refused_with_advice(synth):
+    a, b = synth.case.views
+    img = CaseView(name="A", view=a.view, kind="image", frames=np.asarray(a.frames, np.uint8) * 200)
+    with pytest.raises(CaseFormatError, match="segment"):
+        reconstruct_dynamic(Case(views=(img, b), tree="left"), progress=False)
