@@ -59,6 +59,7 @@ __all__ = [
     "write_xa",
     "find_xa_files",
     "dicom_dir_to_case",
+    "case_from_dicom_dir",
     "describe_xa",
 ]
 
@@ -882,6 +883,62 @@ def find_xa_files(folder: str | Path) -> list[Path]:
     return found
 
 
+def case_from_dicom_dir(
+    dicom_dir: str | Path,
+    *,
+    pixel_spacing_mm: float | tuple[float, float] | None = None,
+    tree: str | None = None,
+    files: Sequence[str | Path] | None = None,
+) -> Any:
+    """The in-memory :class:`autocar.io.case.Case` (kind image) of a folder with two XA runs.
+
+    Same rules and errors as :func:`dicom_dir_to_case`, which writes it to disk.
+    """
+    from autocar.io.case import Case, CaseView
+
+    dicom_dir = Path(dicom_dir)
+    if files is None:
+        paths = find_xa_files(dicom_dir)
+        if len(paths) != 2:
+            listed = ", ".join(p.name for p in paths) or "none"
+            raise DicomGeometryError(
+                f"{dicom_dir}: expected exactly 2 XA DICOM files (one multi-frame run per view), found "
+                f"{len(paths)}: {listed}; choose two with files=[...]"
+            )
+    else:
+        paths = []
+        for f in files:
+            p = Path(f)
+            # A bare name refers to the DICOM folder first, then to the working directory.
+            paths.append(dicom_dir / p if not p.is_absolute() and (dicom_dir / p).exists() else p)
+        if len(paths) != 2:
+            raise DicomGeometryError(f"files must name exactly 2 XA files, got {len(paths)}: {list(files)}")
+    views = []
+    source: dict[str, Any] = {}
+    for name, p in zip(("A", "B"), paths):
+        seq = read_xa(p, pixel_spacing_mm=pixel_spacing_mm)
+        try:
+            views.append(
+                CaseView(
+                    name=name,
+                    view=seq.view,
+                    kind="image",
+                    frames=seq.frames,
+                    frame_times_ms=seq.frame_times_ms,
+                    cardiac_phase=seq.cardiac_phase,
+                )
+            )
+        except (CaseFormatError, ShapeError) as exc:
+            raise DicomGeometryError(f"{p}: cannot be used as view {name}: {exc}") from None
+        entry: dict[str, Any] = {"file": p.name, "spacing_source": seq.spacing_source}
+        if seq.description:
+            entry["description"] = seq.description
+        if seq.per_frame_angles_deg is not None:
+            entry["per_frame_angles_deg"] = seq.per_frame_angles_deg.tolist()
+        source[name] = entry
+    return Case(views=tuple(views), tree=tree, metadata={"source": source})
+
+
 def dicom_dir_to_case(
     dicom_dir: str | Path,
     case_dir: str | Path,
@@ -926,49 +983,9 @@ def dicom_dir_to_case(
     CaseFormatError, FileExistsError
         From :func:`autocar.io.case.write_case`.
     """
-    from autocar.io.case import Case, CaseView, write_case
+    from autocar.io.case import write_case
 
-    dicom_dir = Path(dicom_dir)
-    if files is None:
-        paths = find_xa_files(dicom_dir)
-        if len(paths) != 2:
-            listed = ", ".join(p.name for p in paths) or "none"
-            raise DicomGeometryError(
-                f"{dicom_dir}: expected exactly 2 XA DICOM files (one multi-frame run per view), found "
-                f"{len(paths)}: {listed}; choose two with files=[...]"
-            )
-    else:
-        paths = []
-        for f in files:
-            p = Path(f)
-            # A bare name refers to the DICOM folder first, then to the working directory.
-            paths.append(dicom_dir / p if not p.is_absolute() and (dicom_dir / p).exists() else p)
-        if len(paths) != 2:
-            raise DicomGeometryError(f"files must name exactly 2 XA files, got {len(paths)}: {list(files)}")
-    views = []
-    source: dict[str, Any] = {}
-    for name, p in zip(("A", "B"), paths):
-        seq = read_xa(p, pixel_spacing_mm=pixel_spacing_mm)
-        try:
-            views.append(
-                CaseView(
-                    name=name,
-                    view=seq.view,
-                    kind="image",
-                    frames=seq.frames,
-                    frame_times_ms=seq.frame_times_ms,
-                    cardiac_phase=seq.cardiac_phase,
-                )
-            )
-        except (CaseFormatError, ShapeError) as exc:
-            raise DicomGeometryError(f"{p}: cannot be used as view {name}: {exc}") from None
-        entry: dict[str, Any] = {"file": p.name, "spacing_source": seq.spacing_source}
-        if seq.description:
-            entry["description"] = seq.description
-        if seq.per_frame_angles_deg is not None:
-            entry["per_frame_angles_deg"] = seq.per_frame_angles_deg.tolist()
-        source[name] = entry
-    case = Case(views=tuple(views), tree=tree, metadata={"source": source})
+    case = case_from_dicom_dir(dicom_dir, pixel_spacing_mm=pixel_spacing_mm, tree=tree, files=files)
     return write_case(case, case_dir, overwrite=overwrite)
 
 
