@@ -281,36 +281,33 @@ def restore_torch_threads():
 
 
 # ------------------------------------------------------------------- demo
-def test_demo_with_two_frames_reconstructs_and_scores(tmp_path, restore_torch_threads):
+def test_demo_with_two_frames_runs_the_whole_pipeline(tmp_path, restore_torch_threads):
     out = tmp_path / "demo"
     result = invoke("demo", "-o", out, "--frames", 2)
     assert_ok(result)
     report = json.loads((out / "evaluation.json").read_text())
     assert len(report["frames"]) == 2
-    # The shipped network reconstructs a real part of the tree (measured F1 @2 mm 0.59 on this seed;
-    # an empty or misplaced result scores 0).
-    assert report["mean"]["f1_2mm"] > 0.4
-    assert (out / "result" / "reconstruction.json").is_file() and (out / "result" / "frame_000.ply").is_file()
+    # Segmented with the shipped U-Net, reconstructed with the shipped network: a real part of the
+    # tree is found (an empty or misplaced result scores 0).
+    assert report["mean"]["f1_2mm"] > 0.3
+    res = out / "result"
+    for name in ("reconstruction.json", "frame_000.ply", "frame_001.ply", "measurements.json", "report.html",
+                 "snapshot.png"):
+        assert (res / name).is_file(), name
+    assert "input: DICOM folder" in result.stdout and "open the report" in result.stdout
+    assert "planted stenosis: " in result.stdout
 
 
 @pytest.mark.slow
-def test_demo_writes_a_preview(tmp_path, restore_torch_threads):
-    # The demo now reconstructs 6 frame pairs with the network (~40 s on 2 busy cores).
-    from PIL import Image
-
+def test_demo_all_frames_is_dynamic(tmp_path, restore_torch_threads):
     out = tmp_path / "demo"
     result = invoke("demo", "-o", out)
     assert_ok(result)
-    assert "autocar demo finished" in result.stdout
-    preview = out / "preview.png"
-    assert preview.is_file()
-    with Image.open(preview) as img:
-        arr = np.asarray(img.convert("RGB"))
-    assert arr.shape == (512, 1024, 3)
-    assert arr.std() > 0
+    assert "autocar demo finished" in result.stdout and "dynamic" in result.stdout
+    data = json.loads((out / "result" / "reconstruction.json").read_text())
+    assert len(data["frames"]) == 6 and all(f["edges"] == data["frames"][0]["edges"] for f in data["frames"])
 
 
-# ------------------------------------------------------------------ train
 def test_train_tiny_run_writes_weights(tmp_path, restore_torch_threads):
     out = tmp_path / "run"
     result = invoke(

@@ -223,78 +223,51 @@ def import_masks(
 
 @app.command()
 def reconstruct(
-    case_dir: Path = typer.Argument(..., exists=True, help="Case folder (CASE_FORMAT v1) with vessel masks."),
-    out: Path = typer.Option(..., "-o", "--out", help="Result folder: reconstruction.json + frame_XXX.ply."),
+    case_dir: Path = typer.Argument(..., exists=True, help="Case folder (CASE_FORMAT v1, masks or angiograms) "
+                                    "or a folder holding two XA DICOM runs."),
+    out: Path = typer.Option(..., "-o", "--out", help="Result folder: reconstruction.json, frame_XXX.ply, "
+                             "measurements.json, report.html, snapshot.png."),
     model: Optional[Path] = typer.Option(None, "--model", help="Weights from autocar train (default: the shipped ones)."),
     method: str = typer.Option("network", "--method", help="network, hull-graph (no network) or hull-skeleton (raw hull)."),
-    threshold: float = typer.Option(0.5, "--threshold", min=0.0, max=1.0, help="Occupancy probability threshold."),
+    threshold: float = typer.Option(0.2, "--threshold", min=0.0, max=1.0, help="Occupancy probability threshold."),
     frames: Optional[int] = typer.Option(None, "--frames", min=1, help="Only the first N frame pairs."),
     threads: int = typer.Option(2, "--threads", min=1),
     static: bool = typer.Option(False, "--static", help="Reconstruct every frame pair independently "
                                 "(no tracking: topology may differ between frames)."),
+    segmenter: str = typer.Option("unet", "--segmenter", help="For angiograms: unet (shipped 2D U-Net) or frangi."),
+    tree: Optional[str] = typer.Option(None, "--tree", help="left or right, if known (names the vessels)."),
+    pixel_spacing: Optional[List[float]] = typer.Option(None, "--pixel-spacing", help="Detector spacing (mm) for DICOM files that lack it."),
+    report: bool = typer.Option(True, "--report/--no-report", help="Write report.html, measurements.json and snapshot.png."),
     overwrite: bool = typer.Option(False, "--overwrite"),
 ) -> None:
-    """Reconstruct the 3D vessel tree at every cardiac phase of a case.
+    """Reconstruct the 3D vessel tree at every cardiac phase of a case or a DICOM pair.
 
-    Frames of the two views are paired by cardiac phase. With two or more
-    frame pairs the result is dynamic (one topology, nodes move with the
-    heart; per-node motion in the result) unless --static is given.
+    Angiograms are segmented first. Frames of the two views are paired by
+    cardiac phase. With two or more frame pairs the result is dynamic (one
+    topology, nodes move with the heart; per-node motion in the result)
+    unless --static is given.
     """
-    import time
-
     from autocar.errors import AutocarError
-    from autocar.io.case import read_case
-    from autocar.reconstruct import (
-        ReconstructConfig,
-        default_model,
-        reconstruct_case,
-        write_result,
-    )
+    from autocar.reconstruct import ReconstructConfig
+    from autocar.workflow import RunOptions, run
 
     try:
-        if method not in ("network", "hull-graph", "hull-skeleton"):
-            raise ValueError(f"--method must be network, hull-graph or hull-skeleton, got {method!r}")
+        options = RunOptions(
+            method=method, static=static, frames=frames, segmenter=segmenter, tree=tree,
+            pixel_spacing_mm=_spacing(pixel_spacing), report=report, measurements=report, snapshot=report,
+            reconstruct=ReconstructConfig(threshold=threshold, threads=threads,
+                                          min_component_mm=0.0 if method == "hull-skeleton" else 8.0),
+        )
         if out.exists() and not overwrite:
             raise FileExistsError(f"{out} exists; pass --overwrite to replace it")
-        case = read_case(case_dir)
-        config = ReconstructConfig(threshold=threshold, threads=threads,
-                                   min_component_mm=0.0 if method == "hull-skeleton" else 8.0)
         net = None
-        if method == "network":
+        if method == "network" and model is not None:
             from autocar.net.train import load_model
 
-            net = load_model(model) if model is not None else default_model()
-        t0 = time.perf_counter()
-        n_pairs = min(case.views[0].num_frames, case.views[1].num_frames) if len(case.views) >= 2 else 0
-        if frames is not None:
-            n_pairs = min(n_pairs, frames)
-        meshes = None
-        if static or n_pairs < 2:
-            rec, results = reconstruct_case(case, net, config, frames=frames, use_network=method == "network")
-        else:
-            from autocar.dynamic.pipeline import deformed_meshes, reconstruct_dynamic
-
-            dyn = reconstruct_dynamic(case, net, config, frames=frames, use_network=method == "network")
-            rec, results = dyn.reconstruction, dyn.static
-            meshes = deformed_meshes(dyn, sections=config.mesh_sections)
-        seconds = time.perf_counter() - t0
-        write_result(rec, out, mesh_sections=config.mesh_sections, overwrite=True, meshes=meshes)
-        kind = "dynamic, one topology" if rec.num_frames > 1 and rec.is_dynamic and not static else "static"
-        typer.echo(f"{out}: {len(rec.frames)} frame(s), {kind}, in {seconds:.1f} s "
-                   f"({seconds / max(1, len(rec.frames)):.2f} s/frame)")
-        pairing = rec.extra.get("frame_pairing", {})
-        if pairing:
-            typer.echo(f"  frame pairs by {pairing.get('source')}: {rec.extra.get('frame_pairs')}"
-                       + (f" ({pairing['note']})" if pairing.get("note") else ""))
-        if "motion" in rec.extra:
-            typer.echo(f"  reference frame {rec.extra['reference_frame']}; node motion over the cycle: "
-                       f"mean {rec.extra['motion']['mean_mm']:.1f} mm, max {rec.extra['motion']['max_mm']:.1f} mm")
-        for k, r in enumerate(results):
-            typer.echo(f"  frame {k}: static {r.graph.num_nodes} nodes, {r.graph.total_length_mm:.0f} mm, "
-                       f"hull {r.hull_voxels} -> vessel {r.kept_voxels} voxels"
-                       + (f" ({r.reason})" if r.reason else ""))
-        if method == "network" and any(r.graph.num_nodes == 0 for r in results):
-            typer.echo("note: the network kept no voxel in some frames; on real masks it can miss vessels "
+            net = load_model(model)
+        summary = run(case_dir, out, options, model=net, overwrite=overwrite, log=typer.echo)
+        if method == "network" and summary.nodes == 0:
+            typer.echo("note: the network kept no voxel; on real masks it can miss vessels "
                        "(see README, Accuracy); --method hull-graph keeps the whole two-view hull", err=True)
     except (AutocarError, ValueError, FileExistsError, FileNotFoundError) as exc:
         _fail(exc)
@@ -398,15 +371,15 @@ def train(
 @app.command()
 def demo(
     out: Path = typer.Option(Path("demo-out"), "-o", "--out", help="Folder for the demo outputs."),
-    seed: int = typer.Option(7, "--seed"),
-    frames: int = typer.Option(6, "--frames", min=2, max=60, help="Frames per view (a cine run has >= 2)."),
+    frames: Optional[int] = typer.Option(None, "--frames", min=2, help="Only the first N frame pairs (default: all 6)."),
+    segmenter: str = typer.Option("unet", "--segmenter", help="unet (shipped) or frangi (classical baseline)."),
 ) -> None:
-    """Run the pipeline on a bundled-style example (synthesise, render, write, read back)."""
+    """Run the whole pipeline on the bundled synthetic DICOM pair: segment, reconstruct, measure, report."""
     from autocar.demo import run_demo
     from autocar.errors import AutocarError
 
     try:
-        run_demo(out, seed=seed, frames=frames)
+        run_demo(out, frames=frames, segmenter=segmenter)
     except (AutocarError, ValueError, FileNotFoundError, OSError) as exc:
         _fail(exc)
 

@@ -196,3 +196,18 @@ def test_real_healthy_ct_tree(shared_data, tmp_path):
     assert all(st["diameter_stenosis_percent"] < 50.0 for st in data["stenoses"])
     write_measurements(data, tmp_path)
     assert read_measurements(tmp_path) == data
+
+
+def test_optimal_view_search_is_limited_to_stenosed_named_and_longest_segments(tmp_path):
+    truth = generate_tree("left", rng=1, n_stenoses=1)
+    data = measure(truth.graph, [AP, LAO90], view_search=FAST, optimal_views=2)
+    searched = [s for s in data["segments"] if s["optimal_view"] is not None]
+    assert len(searched) == 2
+    stenosed = {s["segment"] for s in data["stenoses"]}
+    assert stenosed and stenosed <= {s["id"] for s in searched}
+    write_measurements(data, tmp_path)
+    assert read_measurements(tmp_path) == data  # null optimal views validate
+    full = measure(truth.graph, [AP, LAO90], view_search=FAST, optimal_views=None)
+    assert all(s["optimal_view"] is not None for s in full["segments"])
+    with pytest.raises(ValueError, match="optimal_views"):
+        measure(truth.graph, [AP, LAO90], optimal_views=-1)

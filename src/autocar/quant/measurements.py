@@ -76,6 +76,18 @@ def _r(x: float) -> float:
     return round(float(x), _DIGITS)
 
 
+def _segments_to_search(tree: Any, findings: Sequence[Any], limit: int | None) -> set[int]:
+    """Segment ids that get an optimal-view search: stenosed, then named, then longest."""
+    order = [f.segment for f in findings]
+    order += [seg.id for seg in tree.segments if not seg.name.startswith("segment ")]
+    order += [seg.id for seg in sorted(tree.segments, key=lambda seg: -seg.length_mm)]
+    chosen: list[int] = []
+    for i in order:
+        if i not in chosen and (limit is None or len(chosen) < int(limit)):
+            chosen.append(i)
+    return set(chosen)
+
+
 def measure(
     graph: CenterlineGraph,
     views: Sequence[CArmView],
@@ -89,6 +101,7 @@ def measure(
     profile_smooth_mm: float = 0.5,
     stenosis: StenosisOptions | None = None,
     view_search: ViewSearchOptions | None = None,
+    optimal_views: int | None = 8,
 ) -> dict[str, Any]:
     """All readouts of one centre-line tree, as the measurements.json dictionary.
 
@@ -105,6 +118,10 @@ def measure(
     profile_smooth_mm : Gaussian sigma of the reported diameter profiles, mm.
     stenosis : stenosis detection settings (defaults: :class:`StenosisOptions`).
     view_search : optimal-view settings (defaults: :class:`ViewSearchOptions`).
+    optimal_views : the optimal-view search (about 1 s per segment on a
+        2-core CPU) runs for the segments with a stenosis, the anatomically
+        named ones and the longest others, up to this many in all; the rest
+        get ``"optimal_view": null``. None searches every segment.
 
     Returns
     -------
@@ -145,6 +162,11 @@ def measure(
     search = view_search or ViewSearchOptions()
     sod = views[0].sod_mm
 
+    if optimal_views is not None and (isinstance(optimal_views, bool) or int(optimal_views) < 0):
+        raise ValueError(f"optimal_views must be None or an integer >= 0, got {optimal_views!r}")
+    findings = detect_stenoses(tree, sten_opt)
+    searched = _segments_to_search(tree, findings, optimal_views)
+
     segments = []
     for seg in tree.segments:
         course = smooth_polyline(graph.nodes[seg.nodes], course_smooth_mm)
@@ -158,7 +180,8 @@ def measure(
             mean_d = float(np.sum(0.5 * (diam[1:] + diam[:-1]) * np.diff(arc)) / arc[-1])
         else:
             mean_d = float(np.mean(diam))
-        best = segment_optimal_view(tree, seg.id, sod_mm=sod, options=search, course_smooth_mm=course_smooth_mm)
+        best = (segment_optimal_view(tree, seg.id, sod_mm=sod, options=search, course_smooth_mm=course_smooth_mm)
+                if seg.id in searched else None)
         segments.append(
             {
                 "id": seg.id,
@@ -172,7 +195,7 @@ def measure(
                     "diameter_mm": [_r(x) for x in diam],
                 },
                 "mean_diameter_mm": _r(mean_d),
-                "optimal_view": {
+                "optimal_view": None if best is None else {
                     "primary_deg": _r(best.primary_deg),
                     "secondary_deg": _r(best.secondary_deg),
                     "foreshortening_percent": _r(best.foreshortening_percent),
@@ -192,7 +215,7 @@ def measure(
             "reference_diameter_mm": _r(f.reference_diameter_mm),
             "lesion_length_mm": _r(f.lesion_length_mm),
         }
-        for f in detect_stenoses(tree, sten_opt)
+        for f in findings
     ]
     data = {
         "format": MEASUREMENTS_FORMAT,
@@ -313,6 +336,8 @@ def validate_measurements(data: Any, *, source: str = "measurements") -> dict:
         if any(b < a for a, b in zip(arc[:-1], arc[1:])):
             c.fail(f"{w}.diameter_profile.arc_mm", "must be non-decreasing")
         c.number(s["mean_diameter_mm"], f"{w}.mean_diameter_mm", minimum=0)
+        if s["optimal_view"] is None:
+            continue
         ov = c.obj(
             s["optimal_view"],
             f"{w}.optimal_view",

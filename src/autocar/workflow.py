@@ -1,0 +1,311 @@
+"""From what the cath lab hands over to a result folder a clinician can read.
+
+Input: a folder of two XA DICOM runs (one multi-frame file per view), or a
+CASE_FORMAT v1 case folder of kind ``mask`` or ``image``. Steps:
+
+1. Read the input (:func:`load_input`): DICOM geometry, frame times and
+   cardiac phase from the tags (:mod:`autocar.io.dicom`).
+2. Segment grey-level angiograms into vessel masks (:func:`segment_case`):
+   the shipped 2D U-Net (default) or the Frangi baseline.
+3. Reconstruct: dynamic over the heartbeat (one topology) when there are two
+   or more frame pairs, else static (:mod:`autocar.dynamic.pipeline`,
+   :mod:`autocar.reconstruct`).
+4. Measure on the reference frame (:mod:`autocar.quant`): segments,
+   foreshortening, diameters, stenoses, optimal views.
+5. Write, all or nothing (a temporary folder renamed at the end):
+   ``reconstruction.json``, ``frame_XXX.ply``, ``measurements.json``,
+   ``report.html`` and ``snapshot.png``.
+"""
+
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Callable
+
+import numpy as np
+
+from autocar.errors import CaseFormatError
+from autocar.io.case import Case, CaseView
+from autocar.reconstruct import ReconstructConfig
+
+__all__ = ["RunOptions", "RunSummary", "load_input", "segment_case", "run"]
+
+MEASUREMENTS_FILE = "measurements.json"
+REPORT_FILE = "report.html"
+SNAPSHOT_FILE = "snapshot.png"
+
+
+@dataclass(frozen=True)
+class RunOptions:
+    """Options of :func:`run`.
+
+    method : "network", "hull-graph" or "hull-skeleton" (see ``autocar reconstruct``).
+    static : reconstruct frame pairs independently (no tracking).
+    frames : only the first N frame pairs.
+    segmenter : "unet" (shipped 2D U-Net) or "frangi" (classical baseline) for image input.
+    pixel_spacing_mm : detector spacing override for DICOM files that lack it.
+    tree : "left" / "right" when known (names the vessels in the measurements).
+    report, measurements, snapshot : write those files.
+    """
+
+    method: str = "network"
+    static: bool = False
+    frames: int | None = None
+    segmenter: str = "unet"
+    pixel_spacing_mm: float | tuple[float, float] | None = None
+    tree: str | None = None
+    report: bool = True
+    measurements: bool = True
+    snapshot: bool = True
+    reconstruct: ReconstructConfig = ReconstructConfig()
+
+    def __post_init__(self) -> None:
+        if self.method not in ("network", "hull-graph", "hull-skeleton"):
+            raise ValueError(f"method must be network, hull-graph or hull-skeleton, got {self.method!r}")
+        if self.segmenter not in ("unet", "frangi"):
+            raise ValueError(f"segmenter must be unet or frangi, got {self.segmenter!r}")
+        if self.tree not in (None, "left", "right"):
+            raise ValueError(f"tree must be left or right, got {self.tree!r}")
+
+
+@dataclass
+class RunSummary:
+    """What :func:`run` did: paths, counts, timings (s) and the headline readouts."""
+
+    out: Path
+    source: str
+    frames: int
+    dynamic: bool
+    nodes: int
+    length_mm: float
+    reference_frame: int
+    seconds: dict[str, float] = field(default_factory=dict)
+    stenoses: list[dict] = field(default_factory=list)
+    segments: list[dict] = field(default_factory=list)
+    motion_mean_mm: float | None = None
+    pairing: str = ""
+    files: list[str] = field(default_factory=list)
+    notes: list[str] = field(default_factory=list)
+
+    def lines(self) -> list[str]:
+        """A one-screen text summary."""
+        kind = "dynamic (one topology over the heartbeat)" if self.dynamic else "static"
+        out = [f"result: {self.out}",
+               f"input: {self.source}; {self.frames} frame pair(s), {kind}",
+               *([self.pairing] if self.pairing else []),
+               f"tree: {self.nodes} centre-line nodes, {self.length_mm:.0f} mm of vessel (frame {self.reference_frame})"]
+        if self.motion_mean_mm is not None:
+            out.append(f"motion over the cycle: mean {self.motion_mean_mm:.1f} mm per node")
+        for s in self.segments[:6]:
+            fs = ", ".join(f"{k} {v:.0f}%" for k, v in (s.get("foreshortening_percent") or {}).items()
+                           if v is not None)
+            out.append(f"  {s['name']:>12s}: {s['length_mm']:.0f} mm, mean diameter {s['mean_diameter_mm']:.1f} mm"
+                       + (f", foreshortening {fs}" if fs else ""))
+        for st in self.stenoses:
+            out.append(f"  stenosis on {st['name']}: {st['diameter_stenosis_percent']:.0f}% diameter, "
+                       f"{st['lesion_length_mm']:.1f} mm long, {st['distance_from_ostium_mm']:.0f} mm from the ostium")
+        if not self.stenoses and self.segments:
+            out.append("  no stenosis above the reporting threshold")
+        out.append("time: " + ", ".join(f"{k} {v:.1f} s" for k, v in self.seconds.items()))
+        out.extend(f"note: {n}" for n in self.notes)
+        if REPORT_FILE in self.files:
+            out.append(f"report: {self.out / REPORT_FILE}")
+        return out
+
+
+def load_input(path: str | Path, options: RunOptions = RunOptions()) -> tuple[Case, str]:
+    """Read a DICOM folder (two XA runs) or a case folder; returns the case and a description."""
+    from autocar.io.case import read_case
+    from autocar.io.dicom import case_from_dicom_dir, find_xa_files
+
+    p = Path(path)
+    if p.is_dir() and not (p / "case.json").is_file():
+        if not find_xa_files(p):
+            raise CaseFormatError(f"{p}: neither a case folder (no case.json) nor a folder of XA DICOM files")
+        case = case_from_dicom_dir(p, pixel_spacing_mm=options.pixel_spacing_mm, tree=options.tree)
+        names = ", ".join(v["file"] for v in case.metadata["source"].values())
+        return case, f"DICOM folder {p} ({names})"
+    case = read_case(p)
+    if options.tree is not None and case.tree is None:
+        case = Case(views=case.views, tree=options.tree, metadata=case.metadata, path=case.path)
+    return case, f"case folder {case.path} (kind {case.views[0].kind})"
+
+
+def segment_case(case: Case, segmenter: str = "unet", *, progress: bool = True) -> tuple[Case, dict[str, np.ndarray]]:
+    """Vessel-mask case of an image case (mask views pass through), and the grey images per view name."""
+    from tqdm import tqdm
+
+    images: dict[str, np.ndarray] = {}
+    views = []
+    todo = [cv for cv in case.views if cv.kind == "image"]
+    if todo:
+        if segmenter == "unet":
+            from autocar.seg2d.segment import default_model, segment_angiograms
+
+            model = default_model()
+
+            def seg(frames: np.ndarray) -> np.ndarray:
+                return np.stack(segment_angiograms(np.asarray(frames), model))
+        else:
+            from autocar.seg2d.frangi import frangi_segment
+
+            def seg(frames: np.ndarray) -> np.ndarray:
+                return np.stack([frangi_segment(f) for f in frames])
+    bar = tqdm(total=sum(cv.num_frames for cv in todo), desc="segment", unit="frame", disable=not progress or not todo)
+    for cv in case.views:
+        if cv.kind != "image":
+            views.append(cv)
+            continue
+        frames = np.asarray(cv.frames)
+        masks = []
+        for k in range(frames.shape[0]):
+            masks.append(seg(frames[k : k + 1])[0])
+            bar.update(1)
+        masks_arr = np.stack(masks)
+        for k, m in enumerate(masks_arr):
+            if not m.any():
+                raise CaseFormatError(f"view {cv.name} frame {k}: the {segmenter} segmenter found no vessel")
+        images[cv.name] = frames
+        views.append(CaseView(name=cv.name, view=cv.view, kind="mask", frames=masks_arr,
+                              frame_times_ms=cv.frame_times_ms, cardiac_phase=cv.cardiac_phase))
+    bar.close()
+    return Case(views=tuple(views), tree=case.tree, metadata=case.metadata, path=case.path), images
+
+
+def _measure(graph: Any, case: Case, frame: int) -> dict[str, Any] | None:
+    from autocar.quant import measure
+
+    if graph.num_nodes < 2:
+        return None
+    a, b = case.views[0], case.views[1]
+    return measure(graph, [a.view, b.view], view_names=(a.name, b.name), side=case.tree, frame=frame)
+
+
+def _pairing_line(rec: Any) -> str:
+    info = rec.extra.get("frame_pairing")
+    if not isinstance(info, dict):
+        return ""
+    note = f" ({info['note']})" if info.get("note") else ""
+    return f"frame pairs by {info.get('source')}: {rec.extra.get('frame_pairs')}{note}"
+
+
+def run(
+    path: str | Path,
+    out: str | Path,
+    options: RunOptions = RunOptions(),
+    *,
+    model: Any = None,
+    overwrite: bool = False,
+    progress: bool = True,
+    log: Callable[[str], None] | None = None,
+) -> RunSummary:
+    """The whole pipeline on one input (see the module doc); returns a summary.
+
+    Raises
+    ------
+    FileExistsError : ``out`` exists and ``overwrite`` is False (checked first).
+    AutocarError subclasses : bad input, named.
+    """
+    from autocar.io.atomic import atomic_directory
+    from autocar.io.results import write_reconstruction
+    from autocar.tubes import tube_mesh, write_ply
+
+    out = Path(out)
+    if out.exists() and not overwrite:
+        raise FileExistsError(f"{out} exists; pass overwrite (--overwrite) to replace it")
+    say = log or (lambda s: None)
+    seconds: dict[str, float] = {}
+    t0 = time.perf_counter()
+    case, source = load_input(path, options)
+    seconds["read"] = time.perf_counter() - t0
+    if len(case.views) < 2:
+        raise CaseFormatError(f"{source}: a reconstruction needs two views, got {len(case.views)}")
+    t0 = time.perf_counter()
+    mask_case, images = segment_case(case, options.segmenter, progress=progress)
+    if images:
+        seconds["segment"] = time.perf_counter() - t0
+    a, b = mask_case.views[0], mask_case.views[1]
+    n_pairs = min(a.num_frames, b.num_frames) if options.frames is None else min(a.num_frames, options.frames)
+    use_network = options.method == "network"
+    config = options.reconstruct
+    if options.method == "hull-skeleton":
+        config = ReconstructConfig(threshold=config.threshold, sbp_margin_px=config.sbp_margin_px,
+                                   min_component_mm=0.0, mesh_sections=config.mesh_sections, threads=config.threads)
+    if use_network and model is None:
+        from autocar.reconstruct import default_model
+
+        model = default_model()
+    t0 = time.perf_counter()
+    meshes = None
+    reference = 0
+    if options.static or n_pairs < 2:
+        from autocar.reconstruct import reconstruct_case
+
+        rec, results = reconstruct_case(mask_case, model, config, frames=options.frames, use_network=use_network,
+                                        progress=progress)
+        lengths = [r.graph.total_length_mm for r in results]
+        reference = int(np.argmax(lengths))
+    else:
+        from autocar.dynamic.pipeline import deformed_meshes, reconstruct_dynamic
+
+        dyn = reconstruct_dynamic(mask_case, model, config, frames=options.frames, use_network=use_network,
+                                  progress=progress)
+        rec = dyn.reconstruction
+        reference = int(rec.extra.get("reference_frame", 0))
+        meshes = deformed_meshes(dyn, sections=config.mesh_sections)
+    seconds["reconstruct"] = time.perf_counter() - t0
+    graph = rec.frames[reference]
+    notes = []
+    if graph.num_nodes == 0:
+        notes.append("nothing was reconstructed: " + str(rec.frame_extra[reference].get("empty_reason", "")
+                                                          if rec.frame_extra else ""))
+    measurements = None
+    if options.measurements and graph.num_nodes >= 2:
+        t0 = time.perf_counter()
+        measurements = _measure(graph, mask_case, reference)
+        seconds["measure"] = time.perf_counter() - t0
+    pairs = np.asarray(rec.extra.get("frame_pairs", [[k, k] for k in range(rec.num_frames)]), dtype=np.int64)
+    t0 = time.perf_counter()
+    files: list[str] = []
+    with atomic_directory(out, overwrite=overwrite) as tmp:
+        tmp = Path(tmp)
+        write_reconstruction(rec, tmp)
+        files.append("reconstruction.json")
+        for k, g in enumerate(rec.frames):
+            mesh = meshes[k] if meshes is not None else tube_mesh(g, sections=config.mesh_sections)
+            write_ply(mesh, tmp / f"frame_{k:03d}.ply")
+            files.append(f"frame_{k:03d}.ply")
+        if measurements is not None:
+            from autocar.quant import write_measurements
+
+            write_measurements(measurements, tmp / MEASUREMENTS_FILE)
+            files.append(MEASUREMENTS_FILE)
+        if options.report:
+            from autocar.report import write_report
+
+            shown = [images.get(cv.name) for cv in (a, b)]
+            write_report(tmp, rec, [a, b],
+                         images=shown if all(s is not None for s in shown) else None,
+                         masks=[np.asarray(a.frames), np.asarray(b.frames)],
+                         frame_pairs=pairs, measurements=measurements,
+                         title=f"autocar: {Path(path).name}")
+            files.append(REPORT_FILE)
+        if options.snapshot and graph.num_nodes:
+            from autocar.snapshot import write_snapshot
+
+            write_snapshot(graph, tmp / SNAPSHOT_FILE)
+            files.append(SNAPSHOT_FILE)
+    seconds["write"] = time.perf_counter() - t0
+    motion = rec.extra.get("motion", {}).get("mean_mm") if isinstance(rec.extra.get("motion"), dict) else None
+    summary = RunSummary(
+        out=out, source=source, frames=rec.num_frames, dynamic=rec.num_frames > 1 and "motion" in rec.extra,
+        nodes=graph.num_nodes, length_mm=graph.total_length_mm, reference_frame=reference, seconds=seconds,
+        stenoses=list(measurements["stenoses"]) if measurements else [],
+        segments=list(measurements["segments"]) if measurements else [],
+        motion_mean_mm=motion, files=files, notes=notes, pairing=_pairing_line(rec),
+    )
+    say("\n".join(summary.lines()))
+    return summary
+

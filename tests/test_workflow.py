@@ -1,0 +1,135 @@
+"""End to end: DICOM pair / image case / mask case -> result folder with measurements and report."""
+
+from __future__ import annotations
+
+import json
+
+import numpy as np
+import pytest
+
+from autocar.errors import AutocarError, CaseFormatError
+from autocar.io.case import write_case
+from autocar.io.dicom import write_xa
+from autocar.io.results import read_reconstruction
+from autocar.quant import read_measurements
+from autocar.synth.cases import SynthCaseConfig, synthesize_case
+from autocar.workflow import RunOptions, load_input, run, segment_case
+
+
+@pytest.fixture(scope="module")
+def image_synth():
+    return synthesize_case(SynthCaseConfig(frames=2, kind="image", n_stenoses=1), rng=2_100_021)
+
+
+@pytest.fixture(scope="module")
+def dicom_dir(tmp_path_factory, image_synth):
+    d = tmp_path_factory.mktemp("dicom")
+    for cv in image_synth.case.views:
+        write_xa(d / f"{cv.name}.dcm", cv.frames, cv.view, frame_times_ms=cv.frame_times_ms,
+                 cardiac_phase=cv.cardiac_phase, compress=True)
+    return d
+
+
+@pytest.fixture(scope="module")
+def mask_case_dir(tmp_path_factory):
+    synth = synthesize_case(SynthCaseConfig(frames=2, n_stenoses=1), rng=2_100_022)
+    return write_case(synth.case, tmp_path_factory.mktemp("mask") / "case")
+
+
+def test_mask_case_gives_every_output_file(mask_case_dir, tmp_path):
+    out = tmp_path / "out"
+    summary = run(mask_case_dir, out, RunOptions(tree="left"), progress=False)
+    names = sorted(p.name for p in out.iterdir())
+    assert names == ["frame_000.ply", "frame_001.ply", "measurements.json", "reconstruction.json",
+                     "report.html", "snapshot.png"]
+    assert summary.dynamic and summary.frames == 2 and summary.nodes > 20
+    rec = read_reconstruction(out)
+    assert rec.is_dynamic
+    meas = read_measurements(out / "measurements.json")
+    assert meas["frame"] == summary.reference_frame
+    assert [v["name"] for v in meas["views"]] == ["A", "B"]
+    # Segment node indices address the (shared) node list of every frame.
+    n = rec.frames[0].num_nodes
+    assert all(0 <= i < n for s in meas["segments"] for i in s["nodes"])
+    html = (out / "report.html").read_text()
+    assert "autocar" in html and "http://" not in html and "https://" not in html
+    text = "\n".join(summary.lines())
+    assert "dynamic" in text and "report:" in text
+
+
+def test_dicom_folder_end_to_end_with_the_frangi_baseline(dicom_dir, tmp_path, image_synth):
+    out = tmp_path / "dcm"
+    summary = run(dicom_dir, out, RunOptions(segmenter="frangi", method="hull-graph", tree="left"), progress=False)
+    assert summary.source.startswith("DICOM folder")
+    assert "segment" in summary.seconds
+    rec = read_reconstruction(out)
+    assert rec.num_frames == 2 and rec.extra["frame_pairing"]["source"] == "cardiac_phase"
+    assert (out / "report.html").is_file()
+    # The hull of the segmented angiograms lies on the true tree: most of the truth is recovered within 2 mm.
+    from autocar.metrics import centerline_scores
+
+    s = centerline_scores(rec.frames[0], image_synth.truth[0])
+    assert s.recall_2mm > 0.4, s
+
+
+def test_shipped_unet_segments_the_dicom_pair(dicom_dir, tmp_path, image_synth):
+    case, _ = load_input(dicom_dir)
+    masks_case, images = segment_case(case, "unet", progress=False)
+    assert set(images) == {"A", "B"}
+    from autocar.metrics import mask_scores
+    from autocar.synth.render import render_mask
+
+    for cv, truths in zip(masks_case.views, (image_synth.truth, image_synth.truth_b)):
+        assert cv.kind == "mask" and cv.frames.dtype == bool
+        truth_mask = render_mask(truths[0], cv.view)
+        assert mask_scores(cv.frames[0], truth_mask)["dice"] > 0.6
+
+
+def test_failed_run_leaves_no_result(mask_case_dir, tmp_path, monkeypatch):
+    import autocar.report
+
+    def boom(*args, **kwargs):
+        raise AutocarError("report failed on purpose")
+
+    monkeypatch.setattr(autocar.report, "write_report", boom)
+    out = tmp_path / "never"
+    with pytest.raises(AutocarError, match="on purpose"):
+        run(mask_case_dir, out, RunOptions(method="hull-graph", static=True), progress=False)
+    assert not out.exists()
+    assert not any(tmp_path.iterdir())
+
+
+def test_existing_output_is_not_replaced_without_overwrite(mask_case_dir, tmp_path):
+    out = tmp_path / "exists"
+    out.mkdir()
+    (out / "keep.txt").write_text("x")
+    with pytest.raises(FileExistsError, match="overwrite"):
+        run(mask_case_dir, out, progress=False)
+    assert (out / "keep.txt").read_text() == "x"
+
+
+def test_inputs_that_are_not_cases_or_dicom_are_named(tmp_path):
+    (tmp_path / "notes.txt").write_text("hello")
+    with pytest.raises(CaseFormatError, match="neither a case folder"):
+        load_input(tmp_path)
+    with pytest.raises(ValueError, match="segmenter"):
+        RunOptions(segmenter="magic")
+
+
+def test_one_dicom_file_is_not_a_pair(dicom_dir, tmp_path):
+    single = tmp_path / "single"
+    single.mkdir()
+    (single / "A.dcm").write_bytes((dicom_dir / "A.dcm").read_bytes())
+    with pytest.raises(AutocarError, match="expected exactly 2"):
+        load_input(single)
+
+
+def test_static_option_writes_independent_frames(mask_case_dir, tmp_path):
+    out = tmp_path / "static"
+    summary = run(mask_case_dir, out, RunOptions(static=True, method="hull-graph", report=False,
+                                                   measurements=False, snapshot=False), progress=False)
+    assert not summary.dynamic
+    assert sorted(p.name for p in out.iterdir()) == ["frame_000.ply", "frame_001.ply", "reconstruction.json"]
+    data = json.loads((out / "reconstruction.json").read_text())
+    assert "motion" not in data
+    assert np.isfinite(summary.length_mm)
