@@ -417,3 +417,27 @@ def test_dicom_dir_to_case_synthetic(tmp_path):
     case = read_case(dicom_dir_to_case(src, tmp_path / "case2", files=["run_c", "run_a"]))
     assert case.view_named("A").view.primary_deg == 60.0
     assert case.metadata["source"]["B"]["file"] == "run_a"
+
+
+def test_moving_c_arm_frames_are_dropped_with_a_warning(tmp_path):
+    from autocar.io.dicom import case_from_dicom_dir
+
+    src = tmp_path / "dicom"
+    src.mkdir()
+    frames = _frames()
+    write_xa(src / "a.dcm", frames, VIEW, frame_times_ms=TIMES, cardiac_phase=PHASE)
+    write_xa(src / "b.dcm", frames, VIEW.replace(primary_deg=-30.0), frame_times_ms=TIMES)
+
+    def drift(ds):  # still for 3 frames (0.5 deg wobble), then the gantry turns
+        ds.PositionerPrimaryAngleIncrement = ["0", "0.5", "-0.4", "5", "10", "15"]
+
+    _edit(src / "a.dcm", drift)
+    with pytest.warns(DicomGeometryWarning, match=r"a\.dcm: the C-arm moves.*kept the 3 of 6 frames"):
+        case = case_from_dicom_dir(src)
+    a = case.view_named("A")
+    assert a.num_frames == 3
+    np.testing.assert_array_equal(a.frames, frames[:3])
+    np.testing.assert_allclose(a.frame_times_ms, TIMES[:3])
+    np.testing.assert_allclose(a.cardiac_phase, PHASE[:3])
+    assert a.view.primary_deg == pytest.approx(30.5 + (0 + 0.5 - 0.4) / 3)
+    assert case.view_named("B").num_frames == 6  # no per-frame angles: all kept

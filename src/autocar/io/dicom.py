@@ -883,16 +883,38 @@ def find_xa_files(folder: str | Path) -> list[Path]:
     return found
 
 
+def _stationary_frames(path: Path, seq: XASequence, max_change_deg: float) -> tuple[np.ndarray, CArmView]:
+    """Indices of the frames taken at (about) the first frame's pose, and the view for them."""
+    n = seq.num_frames
+    angles = seq.per_frame_angles_deg
+    if angles is None:
+        return np.arange(n), seq.view
+    change = np.abs(angles - angles[0]).max(axis=1)
+    keep = np.flatnonzero(change <= max_change_deg)
+    if keep.size < n:
+        _warn(f"{path}: the C-arm moves during the run (per-frame angles change by up to {change.max():.1f} deg); "
+              f"kept the {keep.size} of {n} frames within {max_change_deg:g} deg of the first frame's pose")
+    mean = angles[keep].mean(axis=0)
+    return keep, seq.view.replace(primary_deg=float(mean[0]), secondary_deg=float(mean[1]))
+
+
 def case_from_dicom_dir(
     dicom_dir: str | Path,
     *,
     pixel_spacing_mm: float | tuple[float, float] | None = None,
     tree: str | None = None,
     files: Sequence[str | Path] | None = None,
+    max_angle_change_deg: float = 1.0,
 ) -> Any:
     """The in-memory :class:`autocar.io.case.Case` (kind image) of a folder with two XA runs.
 
     Same rules and errors as :func:`dicom_dir_to_case`, which writes it to disk.
+    When a file gives per-frame positioner angles (Enhanced XA per-frame
+    groups or the Angle Increment tags), only the frames within
+    ``max_angle_change_deg`` of the first frame's pose are kept (the C-arm
+    must stand still for a two-view reconstruction), with a
+    :class:`DicomGeometryWarning` naming the file and the frames dropped, and
+    the view uses the mean angles of the kept frames.
     """
     from autocar.io.case import Case, CaseView
 
@@ -917,15 +939,16 @@ def case_from_dicom_dir(
     source: dict[str, Any] = {}
     for name, p in zip(("A", "B"), paths):
         seq = read_xa(p, pixel_spacing_mm=pixel_spacing_mm)
+        keep, view = _stationary_frames(p, seq, max_angle_change_deg)
         try:
             views.append(
                 CaseView(
                     name=name,
-                    view=seq.view,
+                    view=view,
                     kind="image",
-                    frames=seq.frames,
-                    frame_times_ms=seq.frame_times_ms,
-                    cardiac_phase=seq.cardiac_phase,
+                    frames=seq.frames[keep],
+                    frame_times_ms=seq.frame_times_ms[keep],
+                    cardiac_phase=None if seq.cardiac_phase is None else seq.cardiac_phase[keep],
                 )
             )
         except (CaseFormatError, ShapeError) as exc:
