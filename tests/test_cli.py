@@ -362,7 +362,7 @@ def test_reconstruct_multi_frame_case_is_dynamic_by_default(three_frame_case, tm
     out = tmp_path / "dyn"
     result = invoke("reconstruct", three_frame_case, "-o", out)
     assert_ok(result)
-    assert "dynamic, one topology" in result.stdout and "frame pairs by cardiac_phase" in result.stdout
+    assert "dynamic (one topology" in result.stdout and "frame pairs by cardiac_phase" in result.stdout
     data = json.loads((out / "reconstruction.json").read_text())
     frames = data["frames"]
     assert len(frames) == 3 and all(f["edges"] == frames[0]["edges"] for f in frames)
@@ -377,6 +377,7 @@ def test_reconstruct_static_flag_keeps_frames_independent(three_frame_case, tmp_
     out = tmp_path / "static"
     result = invoke("reconstruct", three_frame_case, "-o", out, "--static", "--method", "hull-graph")
     assert_ok(result)
+    assert (out / "measurements.json").is_file() and (out / "report.html").is_file()
     assert "static" in result.stdout and "dynamic" not in result.stdout
     data = json.loads((out / "reconstruction.json").read_text())
     assert "motion" not in data and len(data["frames"]) == 3
@@ -388,3 +389,20 @@ def test_reconstruct_refuses_to_overwrite(three_frame_case, tmp_path):
     out = tmp_path / "exists"
     out.mkdir()
     assert_clean_error(invoke("reconstruct", three_frame_case, "-o", out), "exists", "--overwrite")
+
+
+def test_train_seg2d_tiny_run(tmp_path, restore_torch_threads):
+    out = tmp_path / "seg"
+    result = invoke("train-seg2d", out, "--epochs", 1, "--steps", 1, "--synth-fraction", 1.0, "--batch-size", 2,
+                    "--crop", 64)
+    assert_ok(result)
+    assert f"best model: {out / 'model.pt'}" in result.stdout
+    from autocar.seg2d.segment import load_model
+
+    load_model(out / "model.pt")
+
+
+def test_train_seg2d_refuses_the_dca1_testing_half(tmp_path):
+    testing = tmp_path / "Angios_40_testing"
+    testing.mkdir()
+    assert_clean_error(invoke("train-seg2d", tmp_path / "seg", "--dca1-dir", testing), "testing")

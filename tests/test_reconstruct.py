@@ -17,6 +17,7 @@ from autocar.io.masks import case_from_mask_files, view_from_params
 from autocar.io.results import Reconstruction, read_reconstruction
 from autocar.metrics import centerline_scores
 from autocar.reconstruct import (
+    ReconstructConfig,
     default_model,
     hull_skeleton_graph,
     reconstruct_case,
@@ -74,9 +75,13 @@ def test_shipped_network_removes_ghosts_on_held_out_cases():
         masks, views = [a.frames[0], b.frames[0]], [a.view, b.view]
         net = centerline_scores(reconstruct_pair(masks, views, model).graph, sc.truth[0])
         base = centerline_scores(reconstruct_pair(masks, views, None).graph, sc.truth[0])
-        # The hull keeps ghosts (precision ~0.2); the network keeps mostly true vessel.
-        assert net.precision_1mm > max(0.6, 2 * base.precision_1mm)
+        # The hull keeps ghosts (precision ~0.2-0.3); the network (default threshold 0.2, which trades
+        # some precision for recall) removes most of them.
+        assert net.precision_1mm > max(0.45, 1.5 * base.precision_1mm)
         assert net.f1_1mm > base.f1_1mm
+        strict = centerline_scores(
+            reconstruct_pair(masks, views, model, ReconstructConfig(threshold=0.5)).graph, sc.truth[0])
+        assert strict.precision_1mm > max(0.6, 2 * base.precision_1mm)
 
 
 def test_bad_pairs_are_rejected():

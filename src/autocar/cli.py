@@ -368,6 +368,35 @@ def train(
         _fail(exc)
 
 
+@app.command("train-seg2d")
+def train_seg2d_command(
+    out: Path = typer.Argument(..., help="Run folder: model.pt, config.json, train_log.jsonl, checkpoint."),
+    epochs: int = typer.Option(15, "--epochs", min=1),
+    steps: int = typer.Option(100, "--steps", min=1, help="Steps (batches) per epoch."),
+    seed: int = typer.Option(0, "--seed"),
+    synth_fraction: float = typer.Option(0.4, "--synth-fraction", min=0.0, max=1.0,
+                                         help="Share of synthetic crops (the rest from --dca1-dir)."),
+    dca1_dir: Optional[Path] = typer.Option(None, "--dca1-dir", exists=True, file_okay=False,
+                                            help="DCA1 folder holding Angios_40_training/ (the testing half is refused)."),
+    threads: int = typer.Option(1, "--threads", min=1),
+    batch_size: int = typer.Option(8, "--batch-size", min=1),
+    lr: float = typer.Option(2e-3, "--lr"),
+    crop: int = typer.Option(192, "--crop", min=32),
+    time_limit: Optional[float] = typer.Option(None, "--time-limit", help="Wall-time budget, s."),
+) -> None:
+    """Train the 2D vessel segmenter of angiograms (see src/autocar/weights/SEG2D.md)."""
+    from autocar.errors import AutocarError
+    from autocar.seg2d.train import train_seg2d
+
+    try:
+        path = train_seg2d(out, epochs=epochs, steps=steps, seed=seed, synth_fraction=synth_fraction,
+                           dca1_dir=dca1_dir, threads=threads, batch_size=batch_size, lr=lr, crop=crop,
+                           time_limit_s=time_limit)
+        typer.echo(f"best model: {path}")
+    except (AutocarError, ValueError, FileNotFoundError) as exc:
+        _fail(exc)
+
+
 @app.command()
 def demo(
     out: Path = typer.Option(Path("demo-out"), "-o", "--out", help="Folder for the demo outputs."),

@@ -245,8 +245,10 @@ def run(
 
         rec, results = reconstruct_case(mask_case, model, config, frames=options.frames, use_network=use_network,
                                         progress=progress)
+        # Independent frames have their own node lists: measure frame 0 (the one the report's
+        # segments refer to) unless it is empty.
         lengths = [r.graph.total_length_mm for r in results]
-        reference = int(np.argmax(lengths))
+        reference = 0 if results[0].graph.num_nodes else int(np.argmax(lengths))
     else:
         from autocar.dynamic.pipeline import deformed_meshes, reconstruct_dynamic
 
@@ -286,10 +288,11 @@ def run(
             from autocar.report import write_report
 
             shown = [images.get(cv.name) for cv in (a, b)]
+            same_nodes = rec.is_dynamic or reference == 0
             write_report(tmp, rec, [a, b],
                          images=shown if all(s is not None for s in shown) else None,
                          masks=[np.asarray(a.frames), np.asarray(b.frames)],
-                         frame_pairs=pairs, measurements=measurements,
+                         frame_pairs=pairs, measurements=measurements if same_nodes else None,
                          title=f"autocar: {Path(path).name}")
             files.append(REPORT_FILE)
         if options.snapshot and graph.num_nodes:

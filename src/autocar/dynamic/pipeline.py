@@ -60,10 +60,17 @@ def _check_mask_views(case: Case) -> None:
             )
 
 
-def pick_reference(static: list[FrameResult], masks: list[np.ndarray], views: list[Any]) -> tuple[int, list[float]]:
+def pick_reference(
+    static: list[FrameResult], masks: list[np.ndarray], views: list[Any], lag: np.ndarray | None = None,
+    *, lag_tolerance: float = 0.01,
+) -> tuple[int, list[float]]:
     """Index of the best static frame and every frame's mean reprojection Dice.
 
-    ``masks`` holds one (K, H, W) array per view, paired with the static frames.
+    ``masks`` holds one (K, H, W) array per view, paired with the static
+    frames. With the pairs' residual phase ``lag`` (K,) known, only the pairs
+    within ``lag_tolerance`` of the best-synchronised one are candidates: a
+    lagging pair reconstructs a tree that is at no single phase, and every
+    tracked frame inherits the reference's errors.
     """
     scores = []
     for k, r in enumerate(static):
@@ -71,7 +78,11 @@ def pick_reference(static: list[FrameResult], masks: list[np.ndarray], views: li
             scores.append(0.0)
             continue
         scores.append(float(np.mean([reprojection_scores(r.graph, v, m[k])["dice"] for v, m in zip(views, masks)])))
-    return int(np.argmax(scores)), scores
+    order = np.asarray(scores)
+    if lag is not None and np.all(np.isfinite(lag)) and len(lag) == len(scores):
+        a = np.abs(np.asarray(lag, dtype=np.float64))
+        order = np.where(a <= a.min() + lag_tolerance, order, -1.0 + order * 1e-3)
+    return int(np.argmax(order)), scores
 
 
 def reconstruct_dynamic(
@@ -111,7 +122,7 @@ def reconstruct_dynamic(
     static = [reconstruct_pair([masks[0][k], masks[1][k]], views, model, config)
               for k in tqdm(range(n), desc="static frames", unit="frame", disable=not progress)]
     seconds["static"] = time.perf_counter() - t0
-    ref, scores = pick_reference(static, masks, views)
+    ref, scores = pick_reference(static, masks, views, pairing.lag)
     extra: dict[str, Any] = {
         "method": "autocar dynamic (static reference frame tracked with an embedded deformation graph)",
         "views": {cv.name: cv.view.to_dict() for cv in (a, b)},

@@ -263,7 +263,8 @@ class PoseDistribution:
                 f"{where}centers_deg must have primary in [-180, 180] and secondary in [-90, 90], "
                 f"got {centers.tolist()}"
             )
-        weights = weights / weights.sum()
+        if abs(float(weights.sum()) - 1.0) > 1e-12:  # leave normalised weights bit-exact (JSON round trip)
+            weights = weights / weights.sum()
         sid = _range("sid_range_mm", self.sid_range_mm, where)
         sod = _range("sod_range_mm", self.sod_range_mm, where)
         spacing = _range("spacing_range_mm", self.spacing_range_mm, where)

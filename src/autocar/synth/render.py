@@ -15,7 +15,9 @@ detector, and pieces that cannot touch the image are dropped.
   and different vessels adding up.
 - :func:`render_angiogram` turns that path length into a realistic X-ray
   image: Beer-Lambert attenuation by iodine, a smooth anatomical background,
-  vignetting, detector blur, quantum and electronic noise, log display.
+  vignetting, detector blur, quantum and electronic noise, log display;
+  optionally a guiding catheter, a collimated field (iris and shutters)
+  and thin wires that are not vessels.
 
 Geometry follows shared/GEOMETRY.md (see :class:`autocar.geometry.CArmView`).
 Shape letters: N nodes, E edges, K pieces, H x W image (rows x columns).
@@ -604,6 +606,62 @@ def _background(gen: np.random.Generator, shape: tuple[int, int]) -> np.ndarray:
     return att
 
 
+def _collimator_field(gen: np.random.Generator, shape: tuple[int, int]) -> np.ndarray:
+    """Transmission of the collimator, (H, W) float in [0, 1] (1 inside the field).
+
+    A circular iris (radius 0.5-0.8 of the image size, centre moved up to
+    15 %) with probability 0.6, and 0, 1 or 2 straight shutter blades
+    (probability 0.5, 0.35, 0.15) entering from random sides by 3-20 % of
+    the image; edges blurred over ~1.5 px (penumbra of the focal spot).
+    """
+    h, w = shape
+    s = float(max(h, w))
+    yy, xx = np.mgrid[0:h, 0:w].astype(np.float32)
+    inside = np.full(shape, 1.0e6, dtype=np.float32)  # signed distance to the field edge, px (> 0 inside)
+    if gen.uniform() < 0.6:
+        cr = (h - 1) / 2.0 + gen.uniform(-0.15, 0.15) * h
+        cc = (w - 1) / 2.0 + gen.uniform(-0.15, 0.15) * w
+        radius = gen.uniform(0.5, 0.8) * s
+        inside = np.minimum(inside, radius - np.sqrt((yy - cr) ** 2 + (xx - cc) ** 2))
+    for _ in range(int(gen.choice(3, p=[0.5, 0.35, 0.15]))):
+        side = int(gen.integers(0, 4))
+        depth = gen.uniform(0.03, 0.2) * s
+        tilt = gen.uniform(-0.15, 0.15)
+        if side == 0:
+            d = yy - depth - tilt * (xx - w / 2.0)
+        elif side == 1:
+            d = (h - 1 - yy) - depth - tilt * (xx - w / 2.0)
+        elif side == 2:
+            d = xx - depth - tilt * (yy - h / 2.0)
+        else:
+            d = (w - 1 - xx) - depth - tilt * (yy - h / 2.0)
+        inside = np.minimum(inside, d)
+    return _sigmoid(inside / gen.uniform(0.8, 2.0)).astype(np.float64)
+
+
+def _wire_paths(gen: np.random.Generator, shape: tuple[int, int], count: int) -> np.ndarray:
+    """Attenuation of ``count`` thin wires, (H, W) float64 (line integral, dimensionless).
+
+    Each is a cubic Bezier curve with four random control points in and
+    around the image (up to 10 % beyond its edges), 1-2 px wide, with an
+    attenuation of 0.05-0.3 (a thin metal wire or an ECG lead), drawn
+    anti-aliased.
+    """
+    h, w = shape
+    out = np.zeros(shape, dtype=np.float64)
+    t = np.linspace(0.0, 1.0, 200)[:, None]
+    for _ in range(count):
+        pts = gen.uniform(-0.1, 1.1, size=(4, 2)) * np.array([w, h], dtype=float)
+        curve = (
+            (1 - t) ** 3 * pts[0] + 3 * (1 - t) ** 2 * t * pts[1] + 3 * (1 - t) * t**2 * pts[2] + t**3 * pts[3]
+        )
+        layer = np.zeros(shape, dtype=np.float32)
+        xy = np.round(curve * _ONE).astype(np.int32)
+        cv2.polylines(layer, [xy], False, 1.0, int(gen.integers(1, 3)), cv2.LINE_AA, _SHIFT)
+        out += gen.uniform(0.05, 0.3) * layer
+    return out
+
+
 def render_angiogram(
     graph: CenterlineGraph,
     view: CArmView,
@@ -614,6 +672,8 @@ def render_angiogram(
     noise: bool = True,
     catheter: bool = False,
     bit_depth: int = 8,
+    collimator: bool = False,
+    wires: int = 0,
 ) -> np.ndarray:
     """A realistic X-ray coronary angiogram of the tree: vessels dark on grey.
 
@@ -649,10 +709,28 @@ def render_angiogram(
         ostium (:func:`ostium_node`).
     bit_depth : {8, 16}
         Output ``uint8`` (0-255) or ``uint16`` (0-65535).
+    collimator : bool
+        Restrict the X-ray field (:func:`_collimator_field`): a circular
+        iris and/or straight shutter blades; outside them the detector gets
+        almost nothing (lead), so the image is near black there, as in many
+        clinical frames. The display window is set inside the field.
+    wires : int
+        Number of thin, dark, smooth curves not in the vessel mask (ECG
+        leads, pacing or sternal wires, guide wires; :func:`_wire_paths`),
+        >= 0.
 
     Returns
     -------
     image : (H, W) ndarray of uint8 or uint16
+
+    Notes
+    -----
+    The collimator and wires are drawn from a child generator
+    (``Generator.spawn``), which leaves the main stream untouched: the same
+    seed gives the same anatomy, noise and vessels with or without them,
+    and the defaults reproduce earlier images exactly. ``rng`` must then be
+    an int, None or a Generator with a seed sequence (as from
+    ``numpy.random.default_rng``).
     """
     if bit_depth not in (8, 16):
         raise ValueError(f"bit_depth must be 8 or 16, got {bit_depth!r}")
@@ -661,6 +739,8 @@ def render_angiogram(
         contrast = float(gen.uniform(0.7, 1.3))
     if not (math.isfinite(float(contrast)) and contrast >= 0):
         raise ValueError(f"contrast must be finite and >= 0, got {contrast!r}")
+    if isinstance(wires, bool) or not isinstance(wires, (int, np.integer)) or wires < 0:
+        raise ValueError(f"wires must be an integer >= 0, got {wires!r}")
     h, w = view.shape
     thickness = render_thickness(graph, view).astype(np.float64)
     if catheter and graph.num_nodes:
@@ -669,6 +749,11 @@ def render_angiogram(
         thickness = thickness + 1.2 * render_thickness(cath, view)
     mu = _MU_CONTRAST * float(contrast)
     line = mu * thickness
+    # The optional realism draws from a child generator (spawning does not
+    # advance ``gen``): everything else in the image stays as without them.
+    extra = gen.spawn(1)[0] if (collimator or wires) else None
+    if wires:
+        line = line + _wire_paths(extra, (h, w), int(wires))
     if background:
         att = _background(gen, (h, w)).astype(np.float64)
     else:
@@ -683,6 +768,10 @@ def render_angiogram(
     vignette = np.clip(vignette, 0.2, 1.0)
     counts0 = gen.uniform(3000.0, 10000.0)  # quanta per pixel in air, before body
     intensity = counts0 * vignette * np.exp(-att - line)
+    field = _collimator_field(extra, (h, w)) if collimator else None
+    if field is not None:
+        # Lead blades pass ~0.3 % of the beam (plus scatter).
+        intensity = intensity * (0.003 + 0.997 * field)
     # Focal-spot / detector blur (MTF).
     blur = gen.uniform(0.7, 1.2)
     intensity = cv2.GaussianBlur(intensity, (0, 0), blur, borderType=cv2.BORDER_REFLECT)
@@ -699,6 +788,8 @@ def render_angiogram(
     # of nominal contrast) below its darkest part; a gamma > 1 puts the
     # background at mid grey as on clinical displays.
     log_bg = np.log(counts0 * vignette) - att
+    if field is not None and np.count_nonzero(field > 0.5) > 16:
+        log_bg = log_bg[field > 0.5]
     lo_v = float(np.percentile(log_bg, 0.5)) - 0.9
     hi_v = float(np.percentile(log_bg, 99.5)) + 0.1
     disp = np.clip((logi - lo_v) / (hi_v - lo_v), 0.0, 1.0)

@@ -1,0 +1,321 @@
+"""Training of the 2D vessel U-Net on synthetic and real (DCA1 training) angiograms.
+
+``train_seg2d(out_dir, ...)`` (also ``python -m autocar.seg2d.train OUT
+...``) trains :class:`~autocar.seg2d.unet.SegUNet2d` with Adam, a cosine
+learning-rate decay and the BCE + soft Dice loss
+(:func:`~autocar.seg2d.unet.seg_loss`). Every batch element is, with
+probability ``synth_fraction``, a fresh synthetic angiogram
+(:func:`~autocar.seg2d.data.synthetic_angiogram`, seeds drawn in
+[0, 1e6) from the run's generator), else one of the DCA1 training images
+:data:`~autocar.seg2d.data.DCA1_TRAINING_IDS`; both go through
+:func:`~autocar.seg2d.data.augment`. The DCA1 testing half is refused.
+
+Validation after every epoch, on fixed sets: the held-out DCA1 training
+images :data:`~autocar.seg2d.data.DCA1_VALIDATION_IDS` (whole 300 x 300
+images) and the synthetic angiograms of seeds
+``VALIDATION_SEED_BASE + i`` (i < ``val_synth``). Scores are mean
+per-image Dice at probability 0.5; the selection score is the mean of the
+available sets' scores, and the epoch with the best one is kept.
+
+Outputs in ``out_dir``: ``model.pt`` (best epoch, the shipped format of
+:func:`~autocar.seg2d.segment.save_model`), ``last.pt`` (last epoch),
+``config.json`` and ``train_log.jsonl`` (one JSON line per epoch).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import math
+import time
+from collections.abc import Sequence
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from autocar.errors import AutocarError
+from autocar.io.atomic import atomic_write_json, atomic_write_text
+from autocar.seg2d.data import (
+    DCA1_TRAINING_IDS,
+    DCA1_VALIDATION_IDS,
+    AugmentConfig,
+    LabelledImage,
+    SynthConfig,
+    augment,
+    load_dca1,
+    synthetic_angiogram,
+)
+from autocar.seg2d.scores import dice_2d
+from autocar.seg2d.segment import predict_probabilities, save_model
+from autocar.seg2d.unet import SegUNet2d, UNetConfig, seg_loss
+
+__all__ = ["VALIDATION_SEED_BASE", "Seg2dTrainConfig", "main", "resolve_dca1_training", "train_seg2d"]
+
+#: Synthetic validation seeds start here; training seeds are < 1e6, and the
+#: benchmark uses seeds from 2e6 (benchmarks/bench_seg2d.py).
+VALIDATION_SEED_BASE = 1_000_000
+
+
+@dataclass(frozen=True)
+class Seg2dTrainConfig:
+    """Training configuration (saved as config.json beside the weights).
+
+    Attributes
+    ----------
+    epochs, steps : epochs and optimiser steps per epoch.
+    batch_size : crops per step.
+    lr : initial Adam learning rate; cosine decay to ``lr * min_lr_fraction``.
+    seed : seed of the initialisation, the sample stream and the augmentation.
+    synth_fraction : probability that a batch element is synthetic (0-1).
+    threads : torch intra-op threads.
+    val_synth : number of synthetic validation images.
+    dice_weight : weight of the soft Dice term of the loss.
+    dca1_training : the DCA1 training folder used (None: synthetic only).
+    time_limit_s : wall-time budget (None: none). The cosine schedule then
+        follows ``max(step / (epochs * steps), elapsed / time_limit_s)`` and
+        training stops after the epoch where that reaches 1, so a slow
+        machine still ends with a decayed learning rate.
+    """
+
+    epochs: int = 15
+    steps: int = 100
+    batch_size: int = 8
+    lr: float = 2e-3
+    min_lr_fraction: float = 0.02
+    seed: int = 0
+    synth_fraction: float = 0.4
+    threads: int = 1
+    val_synth: int = 16
+    dice_weight: float = 1.0
+    dca1_training: str | None = None
+    time_limit_s: float | None = None
+    unet: UNetConfig = field(default_factory=UNetConfig)
+    synth: SynthConfig = field(default_factory=SynthConfig)
+    augment: AugmentConfig = field(default_factory=AugmentConfig)
+
+    def to_dict(self) -> dict:
+        return asdict(self)
+
+
+def resolve_dca1_training(dca1_dir: str | Path) -> Path:
+    """The DCA1 training folder from ``dca1_dir`` (the database folder or its training half).
+
+    Raises
+    ------
+    AutocarError
+        The folder is missing, or is the testing half (never trained on).
+    """
+    root = Path(dca1_dir)
+    if "testing" in root.name.lower():
+        raise AutocarError(f"dca1_dir {root} is the DCA1 testing half: training on it is not allowed")
+    if (root / "Angios_40_training").is_dir():
+        return root / "Angios_40_training"
+    if root.is_dir() and any(root.glob("*_gt.png")):
+        return root
+    raise AutocarError(f"dca1_dir {root} holds neither Angios_40_training/ nor N.png + N_gt.png images")
+
+
+def _validate(model: SegUNet2d, sets: dict[str, list[LabelledImage]]) -> dict[str, float]:
+    scores = {}
+    for name, items in sets.items():
+        probs = predict_probabilities([it.image for it in items], model)
+        scores[name] = float(np.mean([dice_2d(p > 0.5, it.mask) for p, it in zip(probs, items)]))
+    return scores
+
+
+def _batch(
+    gen: np.random.Generator, cfg: Seg2dTrainConfig, real: Sequence[LabelledImage]
+) -> tuple[torch.Tensor, torch.Tensor, int]:
+    xs, ys, n_synth = [], [], 0
+    for _ in range(cfg.batch_size):
+        if not real or gen.uniform() < cfg.synth_fraction:
+            sample = synthetic_angiogram(int(gen.integers(0, VALIDATION_SEED_BASE)), cfg.synth)
+            n_synth += 1
+        else:
+            sample = real[int(gen.integers(0, len(real)))]
+        x, y = augment(sample, gen, cfg.augment)
+        xs.append(x)
+        ys.append(y)
+    return torch.from_numpy(np.stack(xs)[:, None]), torch.from_numpy(np.stack(ys)[:, None]), n_synth
+
+
+def train_seg2d(
+    out_dir: str | Path,
+    *,
+    epochs: int = 15,
+    steps: int = 100,
+    seed: int = 0,
+    synth_fraction: float = 0.4,
+    dca1_dir: str | Path | None = None,
+    threads: int = 1,
+    batch_size: int = 8,
+    lr: float = 2e-3,
+    val_synth: int = 16,
+    crop: int = 192,
+    time_limit_s: float | None = None,
+    unet: UNetConfig | None = None,
+    synth: SynthConfig | None = None,
+    log: bool = True,
+) -> Path:
+    """Train the 2D vessel U-Net; returns the path of the best ``model.pt``.
+
+    Parameters
+    ----------
+    out_dir : folder for model.pt, last.pt, config.json, train_log.jsonl
+        (created; existing files there are replaced).
+    epochs, steps : epochs and steps per epoch (>= 1).
+    seed : run seed.
+    synth_fraction : share of synthetic crops (0-1); 1.0 when ``dca1_dir`` is None.
+    dca1_dir : DCA1 folder (containing Angios_40_training) or its training half.
+    threads : torch threads (>= 1).
+    batch_size, lr, val_synth, crop : see :class:`Seg2dTrainConfig` / AugmentConfig.
+    time_limit_s : wall-time budget (see :class:`Seg2dTrainConfig`).
+    unet : the architecture (default ``UNetConfig()``).
+    synth : how synthetic angiograms are made (default ``SynthConfig()``).
+    log : print one line per epoch.
+    """
+    if int(epochs) < 1 or int(steps) < 1 or int(batch_size) < 1 or int(threads) < 1:
+        raise ValueError(f"epochs, steps, batch_size and threads must be >= 1, got {epochs}, {steps}, {batch_size}, {threads}")
+    if not 0.0 <= float(synth_fraction) <= 1.0:
+        raise ValueError(f"synth_fraction must be in [0, 1], got {synth_fraction}")
+    unet = UNetConfig() if unet is None else unet
+    synth = SynthConfig() if synth is None else synth
+    if int(crop) < 16 or int(crop) % (2**unet.depth):
+        raise ValueError(f"crop must be a multiple of {2**unet.depth} and >= 16, got {crop}")
+    train_dir = resolve_dca1_training(dca1_dir) if dca1_dir is not None else None
+    if train_dir is None:
+        synth_fraction = 1.0
+    cfg = Seg2dTrainConfig(
+        epochs=int(epochs),
+        steps=int(steps),
+        batch_size=int(batch_size),
+        lr=float(lr),
+        seed=int(seed),
+        synth_fraction=float(synth_fraction),
+        threads=int(threads),
+        val_synth=int(val_synth),
+        dca1_training=None if train_dir is None else str(train_dir),
+        time_limit_s=time_limit_s,
+        unet=unet,
+        synth=synth,
+        augment=AugmentConfig(crop=int(crop)),
+    )
+    out = Path(out_dir)
+    out.mkdir(parents=True, exist_ok=True)
+    atomic_write_json(out / "config.json", cfg.to_dict())
+    torch.set_num_threads(cfg.threads)
+    torch.manual_seed(cfg.seed)
+    gen = np.random.default_rng(cfg.seed)
+
+    real = load_dca1(train_dir, DCA1_TRAINING_IDS) if train_dir is not None else []
+    val_sets: dict[str, list[LabelledImage]] = {}
+    if train_dir is not None:
+        val_sets["dca1_val"] = load_dca1(train_dir, DCA1_VALIDATION_IDS)
+    if cfg.val_synth > 0:
+        val_sets["synth_val"] = [synthetic_angiogram(VALIDATION_SEED_BASE + i, cfg.synth) for i in range(cfg.val_synth)]
+
+    model = SegUNet2d(cfg.unet)
+    opt = torch.optim.Adam(model.parameters(), lr=cfg.lr)
+    total = cfg.epochs * cfg.steps
+
+    def progress(step: int) -> float:
+        # Fraction of the run done: by steps, or by wall time under a time limit.
+        done = step / total
+        if cfg.time_limit_s is not None:
+            done = max(done, (time.monotonic() - start) / cfg.time_limit_s)
+        return min(done, 1.0)
+
+    def lr_at(done: float) -> float:
+        return cfg.lr * (cfg.min_lr_fraction + (1 - cfg.min_lr_fraction) * 0.5 * (1 + math.cos(math.pi * done)))
+
+    log_path = out / "train_log.jsonl"
+    lines: list[str] = []
+    best = -1.0
+    start = time.monotonic()
+    step = 0
+    for epoch in range(cfg.epochs):
+        model.train()
+        losses, n_synth, t_data, t_opt = [], 0, 0.0, 0.0
+        for _ in range(cfg.steps):
+            t0 = time.monotonic()
+            x, y, ns = _batch(gen, cfg, real)
+            t1 = time.monotonic()
+            lr_now = lr_at(progress(step))
+            for g in opt.param_groups:
+                g["lr"] = lr_now
+            loss = seg_loss(model(x), y, dice_weight=cfg.dice_weight)
+            opt.zero_grad(set_to_none=True)
+            loss.backward()
+            opt.step()
+            t_opt += time.monotonic() - t1
+            t_data += t1 - t0
+            losses.append(loss.detach().item())
+            n_synth += ns
+            step += 1
+        scores = _validate(model, val_sets)
+        score = float(np.mean(list(scores.values()))) if scores else -float(np.mean(losses))
+        improved = score > best
+        if improved:
+            best = score
+            save_model(model, out / "model.pt")
+        save_model(model, out / "last.pt")
+        record = {
+            "epoch": epoch + 1,
+            "step": step,
+            "lr": round(lr_now, 8),
+            "train_loss": round(float(np.mean(losses)), 5),
+            "synthetic_share": round(n_synth / (cfg.steps * cfg.batch_size), 4),
+            **{f"{k}_dice": round(v, 5) for k, v in scores.items()},
+            "val_score": round(score, 5),
+            "best": improved,
+            "data_s": round(t_data, 1),
+            "optim_s": round(t_opt, 1),
+            "elapsed_s": round(time.monotonic() - start, 1),
+        }
+        lines.append(json.dumps(record))
+        atomic_write_text(log_path, "\n".join(lines) + "\n")
+        if log:
+            print(json.dumps(record), flush=True)
+        if progress(step) >= 1.0:
+            break
+    return out / "model.pt"
+
+
+def main(argv: Sequence[str] | None = None) -> None:
+    """Command line: ``python -m autocar.seg2d.train OUT [options]``."""
+    p = argparse.ArgumentParser(prog="python -m autocar.seg2d.train", description=__doc__.splitlines()[0])
+    p.add_argument("out_dir")
+    p.add_argument("--epochs", type=int, default=15)
+    p.add_argument("--steps", type=int, default=100)
+    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--synth-fraction", type=float, default=0.4)
+    p.add_argument("--dca1-dir", default=None, help="DCA1 folder with Angios_40_training/ (never the testing half)")
+    p.add_argument("--threads", type=int, default=1)
+    p.add_argument("--batch-size", type=int, default=8)
+    p.add_argument("--lr", type=float, default=2e-3)
+    p.add_argument("--val-synth", type=int, default=16)
+    p.add_argument("--crop", type=int, default=192)
+    p.add_argument("--time-limit", type=float, default=None, help="wall-time budget, s: the learning-rate schedule follows max(step, time) progress and "
+        "training stops after the epoch that reaches it")
+    a = p.parse_args(argv)
+    path = train_seg2d(
+        a.out_dir,
+        epochs=a.epochs,
+        steps=a.steps,
+        seed=a.seed,
+        synth_fraction=a.synth_fraction,
+        dca1_dir=a.dca1_dir,
+        threads=a.threads,
+        batch_size=a.batch_size,
+        lr=a.lr,
+        val_synth=a.val_synth,
+        crop=a.crop,
+        time_limit_s=a.time_limit,
+    )
+    print(f"best model: {path}")
+
+
+if __name__ == "__main__":
+    main()
