@@ -133,3 +133,13 @@ def test_static_option_writes_independent_frames(mask_case_dir, tmp_path):
     data = json.loads((out / "reconstruction.json").read_text())
     assert "motion" not in data
     assert np.isfinite(summary.length_mm)
+
+
+def test_measurements_are_skipped_with_a_note_when_the_tree_is_implausibly_long(mask_case_dir, tmp_path, monkeypatch):
+    import autocar.workflow as wf
+
+    monkeypatch.setattr(wf, "MAX_MEASURED_LENGTH_MM", 10.0)
+    out = tmp_path / "long"
+    summary = run(mask_case_dir, out, RunOptions(static=True, method="hull-graph"), progress=False)
+    assert not (out / "measurements.json").exists() and (out / "report.html").is_file()
+    assert any("measurements skipped" in n for n in summary.notes)

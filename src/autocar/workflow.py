@@ -35,6 +35,8 @@ __all__ = ["RunOptions", "RunSummary", "load_input", "segment_case", "run"]
 MEASUREMENTS_FILE = "measurements.json"
 REPORT_FILE = "report.html"
 SNAPSHOT_FILE = "snapshot.png"
+# A whole left tree of the synthetic world or of CT (ASOCA) is 300-900 mm of centre line.
+MAX_MEASURED_LENGTH_MM = 2500.0
 
 
 @dataclass(frozen=True)
@@ -264,7 +266,11 @@ def run(
         notes.append("nothing was reconstructed: " + str(rec.frame_extra[reference].get("empty_reason", "")
                                                           if rec.frame_extra else ""))
     measurements = None
-    if options.measurements and graph.num_nodes >= 2:
+    if options.measurements and graph.total_length_mm > MAX_MEASURED_LENGTH_MM:
+        notes.append(f"measurements skipped: the reconstruction holds {graph.total_length_mm:.0f} mm of centre line, "
+                     f"more than one coronary tree can (> {MAX_MEASURED_LENGTH_MM:.0f} mm): mostly ghosts or "
+                     "background segmented as vessel; check the masks or use --method network")
+    elif options.measurements and graph.num_nodes >= 2:
         t0 = time.perf_counter()
         measurements = _measure(graph, mask_case, reference)
         seconds["measure"] = time.perf_counter() - t0
