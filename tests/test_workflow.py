@@ -143,3 +143,27 @@ def test_measurements_are_skipped_with_a_note_when_the_tree_is_implausibly_long(
     summary = run(mask_case_dir, out, RunOptions(static=True, method="hull-graph"), progress=False)
     assert not (out / "measurements.json").exists() and (out / "report.html").is_file()
     assert any("measurements skipped" in n for n in summary.notes)
+
+
+def test_report_command_rewrites_measurements_and_report(mask_case_dir, tmp_path):
+    from typer.testing import CliRunner
+
+    from autocar.cli import app
+
+    out = tmp_path / "res"
+    run(mask_case_dir, out, RunOptions(method="hull-graph", report=False, measurements=False, snapshot=False),
+        progress=False)
+    assert not (out / "report.html").exists()
+    runner = CliRunner()
+    res = runner.invoke(app, ["report", str(out), "--input", str(mask_case_dir), "--tree", "left"])
+    assert res.exit_code == 0, res.output
+    assert (out / "report.html").is_file() and (out / "measurements.json").is_file()
+    meas = read_measurements(out / "measurements.json")
+    assert meas["tree_side"] == "left" and meas["frame"] == read_reconstruction(out).extra["reference_frame"]
+    # Views come from the result itself: no input needed.
+    (out / "report.html").unlink()
+    res = runner.invoke(app, ["report", str(out), "--frame", "1"])
+    assert res.exit_code == 0, res.output
+    assert read_measurements(out / "measurements.json")["frame"] == 1
+    bad = runner.invoke(app, ["report", str(out), "--frame", "7"])
+    assert bad.exit_code == 2 and "frame 7 requested" in bad.stderr

@@ -274,6 +274,27 @@ def reconstruct(
 
 
 @app.command()
+def report(
+    result: Path = typer.Argument(..., exists=True, help="Result folder (or its reconstruction.json)."),
+    input_path: Optional[Path] = typer.Option(None, "--input", exists=True,
+                                              help="Case or DICOM folder the result came from (shows its images)."),
+    tree: Optional[str] = typer.Option(None, "--tree", help="left or right (names the vessels)."),
+    frame: Optional[int] = typer.Option(None, "--frame", min=0, help="Frame to measure (default: the reference)."),
+) -> None:
+    """Measure a result again and rewrite its measurements.json and report.html."""
+    from autocar.errors import AutocarError
+    from autocar.workflow import rewrite_report
+
+    try:
+        if tree not in (None, "left", "right"):
+            raise ValueError(f"--tree must be left or right, got {tree!r}")
+        for path in rewrite_report(result, input_path, tree=tree, frame=frame):
+            typer.echo(f"wrote {path}")
+    except (AutocarError, ValueError, FileNotFoundError) as exc:
+        _fail(exc)
+
+
+@app.command()
 def evaluate(
     result: Path = typer.Argument(..., exists=True, help="Result folder or reconstruction.json."),
     truth: Optional[Path] = typer.Option(None, "--truth", exists=True, help="ground_truth.json (or the case folder holding it)."),

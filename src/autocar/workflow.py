@@ -30,7 +30,7 @@ from autocar.errors import CaseFormatError
 from autocar.io.case import Case, CaseView
 from autocar.reconstruct import ReconstructConfig
 
-__all__ = ["RunOptions", "RunSummary", "load_input", "segment_case", "run"]
+__all__ = ["RunOptions", "RunSummary", "load_input", "segment_case", "run", "rewrite_report"]
 
 MEASUREMENTS_FILE = "measurements.json"
 REPORT_FILE = "report.html"
@@ -318,3 +318,73 @@ def run(
     say("\n".join(summary.lines()))
     return summary
 
+
+
+def rewrite_report(
+    result: str | Path,
+    input_path: str | Path | None = None,
+    *,
+    tree: str | None = None,
+    frame: int | None = None,
+    segmenter: str = "unet",
+) -> list[Path]:
+    """Measure a result folder again and rewrite its ``measurements.json`` and ``report.html``.
+
+    The views come from the result (``views`` key, written by ``autocar
+    reconstruct``) or from ``input_path`` (the case folder or DICOM folder it
+    was made from), which also supplies the angiograms or masks shown in the
+    report (angiograms are segmented only when the result lacks views and
+    the input has no masks: never, for image input, since the views are in
+    its DICOM tags). ``frame`` is the frame measured (default: the result's
+    ``reference_frame``, else 0). Each file is written atomically.
+    """
+    from autocar.geometry import CArmView
+    from autocar.io.results import read_reconstruction
+    from autocar.quant import write_measurements
+    from autocar.report import write_report
+
+    result = Path(result)
+    rec = read_reconstruction(result)
+    out_dir = result if result.is_dir() else result.parent
+    case = None
+    if input_path is not None:
+        case, _ = load_input(input_path, RunOptions(tree=tree))
+    raw_views = rec.extra.get("views")
+    if isinstance(raw_views, dict) and len(raw_views) >= 2:
+        names = list(raw_views)[:2]
+        try:
+            views = [CArmView.from_dict(raw_views[n]) for n in names]
+        except (KeyError, TypeError, ValueError) as exc:
+            raise CaseFormatError(f"{result}: the 'views' of the result cannot be read: {exc}") from None
+    elif case is not None:
+        names = [cv.name for cv in case.views[:2]]
+        views = [cv.view for cv in case.views[:2]]
+    else:
+        raise CaseFormatError(f"{result}: the result names no views; pass the case or DICOM folder it was made from")
+    k = int(rec.extra.get("reference_frame", 0)) if frame is None else int(frame)
+    if not 0 <= k < rec.num_frames:
+        raise CaseFormatError(f"{result}: frame {k} requested, the result has {rec.num_frames} frame(s)")
+    side = tree or (case.tree if case is not None else None)
+    graph = rec.frames[k]
+    written = []
+    measurements = None
+    if graph.num_nodes >= 2 and graph.total_length_mm <= MAX_MEASURED_LENGTH_MM:
+        from autocar.quant import measure
+
+        measurements = measure(graph, views, view_names=tuple(names), side=side, frame=k)
+        written.append(write_measurements(measurements, out_dir / MEASUREMENTS_FILE))
+    images = masks = None
+    if case is not None:
+        by_name = {cv.name: cv for cv in case.views}
+        if all(n in by_name for n in names):
+            arrays = [np.asarray(by_name[n].frames) for n in names]
+            if all(by_name[n].kind == "image" for n in names):
+                images = arrays
+            else:
+                masks = [a > 0 for a in arrays]
+    pairs = np.asarray(rec.extra.get("frame_pairs", [[i, i] for i in range(rec.num_frames)]), dtype=np.int64)
+    same_nodes = rec.is_dynamic or k == 0
+    written.append(write_report(out_dir, rec, dict(zip(names, views)), images=images, masks=masks,
+                                frame_pairs=pairs, measurements=measurements if same_nodes else None,
+                                title=f"autocar: {out_dir.name}"))
+    return written

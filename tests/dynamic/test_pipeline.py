@@ -99,3 +99,16 @@ def test_image_views_are_refused_with_advice(synth):
     img = CaseView(name="A", view=a.view, kind="image", frames=np.asarray(a.frames, np.uint8) * 200)
     with pytest.raises(CaseFormatError, match="segment"):
         reconstruct_dynamic(Case(views=(img, b), tree="left"), progress=False)
+
+
+@pytest.mark.parametrize("lag", [0.0, 0.10])
+def test_tracking_tolerates_lags_up_to_a_tenth_of_the_cycle(lag):
+    synth = synthesize_case(SynthCaseConfig(frames=3, lag_range=(lag, lag), view_b_delay_s=(0.0, 0.0)),
+                            rng=2_100_031)
+    res = reconstruct_dynamic(synth.case, track=TrackConfig(iterations=15), progress=False)
+    assert res.reconstruction.is_dynamic
+    truths = [synth.truth[int(k)] for k in res.pairing.index_a]
+    f_static = np.mean([centerline_scores(r.graph, t).f1_1mm for r, t in zip(res.static, truths)])
+    f_dynamic = np.mean([centerline_scores(g, t).f1_1mm for g, t in zip(res.reconstruction.frames, truths)])
+    assert f_dynamic >= f_static - 0.03, (lag, f_static, f_dynamic)
+    assert f_dynamic > 0.3
