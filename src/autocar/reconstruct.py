@@ -12,7 +12,7 @@ import time
 from dataclasses import dataclass, field
 from importlib import resources
 from pathlib import Path
-from typing import Sequence
+from typing import TYPE_CHECKING, Sequence
 
 import numpy as np
 import torch
@@ -28,7 +28,10 @@ from autocar.net.train import load_model
 from autocar.sbp.carve import SBPConfig, carve, distance_maps
 
 __all__ = ["ReconstructConfig", "FrameResult", "default_model", "reconstruct_pair", "reconstruct_case",
-           "write_result", "hull_skeleton_graph"]
+           "write_result", "hull_skeleton_graph", "paired_frames"]
+
+if TYPE_CHECKING:
+    from autocar.dynamic.phase import FramePairing
 
 WEIGHTS = "autocar_static.pt"
 
@@ -125,6 +128,22 @@ def hull_skeleton_graph(masks: Sequence[np.ndarray], views: Sequence[CArmView],
         threshold=config.threshold, sbp_margin_px=config.sbp_margin_px, min_component_mm=0.0))
 
 
+def paired_frames(case: Case, frames: int | None = None) -> "FramePairing":
+    """Pair the first two views' frames by cardiac phase and check every paired mask is non-empty.
+
+    Raises CaseFormatError naming the view and frame of an empty mask.
+    """
+    from autocar.dynamic.phase import pair_case_views
+
+    a, b = case.views[0], case.views[1]
+    pairing = pair_case_views(a, b, frames=frames)
+    for cv, idx in ((a, pairing.index_a), (b, pairing.index_b)):
+        for k in np.unique(idx):
+            if not np.any(cv.frames[k]):
+                raise CaseFormatError(f"{case.path}: view {cv.name} frame {int(k)} has an empty vessel mask")
+    return pairing
+
+
 def reconstruct_case(
     case: Case,
     model: AutocarNet | None = None,
@@ -155,14 +174,8 @@ def reconstruct_case(
         model = None
     elif model is None:
         model = default_model()
-    from autocar.dynamic.phase import pair_case_views
-
-    pairing = pair_case_views(a, b, frames=frames)
+    pairing = paired_frames(case, frames)
     n = len(pairing.index_a)
-    for cv, idx in ((a, pairing.index_a), (b, pairing.index_b)):
-        for k in np.unique(idx):
-            if not np.any(cv.frames[k]):
-                raise CaseFormatError(f"{case.path}: view {cv.name} frame {int(k)} has an empty vessel mask")
     results = []
     for k in tqdm(range(n), desc="reconstruct", unit="frame", disable=not progress):
         ia, ib = int(pairing.index_a[k]), int(pairing.index_b[k])

@@ -22,7 +22,7 @@ from typing import Any
 
 import numpy as np
 
-from autocar.dynamic.phase import FramePairing, pair_case_views
+from autocar.dynamic.phase import FramePairing
 from autocar.dynamic.track import TrackConfig, TrackResult, track_tree
 from autocar.errors import CaseFormatError
 from autocar.io.case import Case
@@ -32,6 +32,7 @@ from autocar.reconstruct import (
     FrameResult,
     ReconstructConfig,
     default_model,
+    paired_frames,
     reconstruct_pair,
 )
 
@@ -105,12 +106,8 @@ def reconstruct_dynamic(
 
     _check_mask_views(case)
     a, b = case.views[0], case.views[1]
-    pairing = pair_case_views(a, b, frames=frames)
+    pairing = paired_frames(case, frames)
     n = len(pairing.index_a)
-    for cv, idx in ((a, pairing.index_a), (b, pairing.index_b)):
-        for k in np.unique(idx):
-            if not np.any(cv.frames[k]):
-                raise CaseFormatError(f"{case.path}: view {cv.name} frame {int(k)} has an empty vessel mask")
     if not use_network:
         model = None
     elif model is None:

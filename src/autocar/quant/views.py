@@ -49,7 +49,13 @@ from scipy.sparse.csgraph import dijkstra
 from autocar.centerline import CenterlineGraph
 from autocar.errors import GeometryError, ShapeError, TreeFormatError
 from autocar.geometry import CArmView, view_axes
-from autocar.quant.segments import VesselTree, arc_length, smooth_polyline, thin_by_arc
+from autocar.quant.segments import (
+    VesselTree,
+    _check_points,
+    arc_length,
+    smooth_polyline,
+    thin_by_arc,
+)
 
 __all__ = [
     "ViewSearchOptions",
@@ -117,12 +123,7 @@ class OptimalView:
 
 # ------------------------------------------------------------ single view
 def _points(points: np.ndarray, name: str = "points") -> np.ndarray:
-    p = np.asarray(points, dtype=np.float64)
-    if p.ndim != 2 or p.shape[1] != 3:
-        raise ShapeError(f"{name} must have shape (K, 3) in mm, got {p.shape}")
-    if not np.all(np.isfinite(p)):
-        raise TreeFormatError(f"{name} contain NaN or infinite coordinates")
-    return p
+    return _check_points(points, name)
 
 
 def _polyline_length(xy: np.ndarray) -> np.ndarray:
