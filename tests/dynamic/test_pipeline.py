@@ -112,3 +112,18 @@ def test_tracking_tolerates_lags_up_to_a_tenth_of_the_cycle(lag):
     f_dynamic = np.mean([centerline_scores(g, t).f1_1mm for g, t in zip(res.reconstruction.frames, truths)])
     assert f_dynamic >= f_static - 0.03, (lag, f_static, f_dynamic)
     assert f_dynamic > 0.3
+
+
+def test_radii_are_measured_over_all_frames_and_match_the_truth(synth, dynamic):
+    from scipy.spatial import cKDTree
+
+    rec = dynamic.reconstruction
+    ref = dynamic.track.reference
+    g = rec.frames[ref]
+    pts, rad, _ = synth.truth[int(dynamic.pairing.index_a[ref])].sample_segments(0.25)
+    d, i = cKDTree(pts).query(g.nodes)
+    ok = d <= 1.0
+    assert ok.sum() > 50
+    assert np.mean(np.abs(g.radii[ok] - rad[i[ok]])) < 0.12
+    # The static reference's own radii are replaced by the per-node median over frames.
+    assert not np.array_equal(g.radii, dynamic.static[ref].graph.radii)
