@@ -54,6 +54,34 @@ def perturbed(graph: CenterlineGraph, seed: int) -> CenterlineGraph:
     return CenterlineGraph(nodes, radii, graph.edges)
 
 
+def match_findings(where: np.ndarray, percent: np.ndarray, places: np.ndarray, severities: list[float]) -> dict:
+    """Match findings (F, 3) mm with planted stenoses (S, 3) mm: nearest within 3 mm.
+
+    Returns, over planted stenoses of severity >= 0.4: ``planted`` count, ``pos``
+    (distances, mm) and ``err`` (percent diameter stenosis minus 100 x severity)
+    of those found, ``missed`` (their indices); and ``false_positives``:
+    findings within 3 mm of no planted stenosis of any severity.
+    """
+    used: set[int] = set()
+    out: dict = {"planted": 0, "pos": [], "err": [], "missed": []}
+    for k, (p, sev) in enumerate(zip(places, severities)):
+        dist = np.linalg.norm(where - p, axis=1)
+        j = int(np.argmin(dist)) if len(dist) else -1
+        hit = j >= 0 and dist[j] <= 3.0
+        if hit:
+            used.add(j)
+        if sev < 0.4:
+            continue
+        out["planted"] += 1
+        if hit:
+            out["pos"].append(float(dist[j]))
+            out["err"].append(float(percent[j]) - 100.0 * sev)
+        else:
+            out["missed"].append(k)
+    out["false_positives"] = len(where) - len(used)
+    return out
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--seeds", type=int, default=20, help="trees per side")
@@ -74,21 +102,14 @@ def main() -> None:
                 findings = detect_stenoses(split_segments(graph, side=side))
                 times.append(time.perf_counter() - t0)
                 where = np.array([f.position_mm for f in findings]).reshape(-1, 3)
-                used: set[int] = set()
-                for st in truth.stenoses:
-                    dist = np.linalg.norm(where - np.asarray(st.position_mm), axis=1)
-                    j = int(np.argmin(dist)) if len(dist) else -1
-                    hit = j >= 0 and dist[j] <= 3.0
-                    if hit:
-                        used.add(j)
-                    if st.severity < 0.4:
-                        continue
-                    planted += 1
-                    if hit:
-                        found += 1
-                        pos.append(float(dist[j]))
-                        err.append(findings[j].diameter_stenosis_percent - 100.0 * st.severity)
-                fps.append(len(findings) - len(used))
+                percent = np.array([f.diameter_stenosis_percent for f in findings])
+                places = np.array([st.position_mm for st in truth.stenoses]).reshape(-1, 3)
+                m = match_findings(where, percent, places, [st.severity for st in truth.stenoses])
+                planted += m["planted"]
+                found += len(m["pos"])
+                pos += m["pos"]
+                err += m["err"]
+                fps.append(m["false_positives"])
             e = np.asarray(err)
             print(
                 f"{variant:<12} {side:<6} {found:>4}/{planted:<4} "
@@ -143,25 +164,15 @@ def reconstructed(n_cases: int, n_stenoses: int) -> None:
         a, b = sc.case.views
         data = measure(graph, [a.view, b.view], side=side, optimal_views=0)
         where = np.array([s["position_mm"] for s in data["stenoses"]]).reshape(-1, 3)
-        used: set[int] = set()
-        near = cKDTree(graph.nodes)
-        for st in sc.stenoses:
-            p = truth.nodes[st.node]
-            dist = np.linalg.norm(where - p, axis=1)
-            j = int(np.argmin(dist)) if len(dist) else -1
-            hit = j >= 0 and dist[j] <= 3.0
-            if hit:
-                used.add(j)
-            if st.severity < 0.4:
-                continue
-            planted += 1
-            if hit:
-                found += 1
-                pos.append(float(dist[j]))
-                err.append(data["stenoses"][j]["diameter_stenosis_percent"] - 100.0 * st.severity)
-            elif near.query(p)[0] > 1.5:
-                absent += 1
-        fps += len(where) - len(used)
+        percent = np.array([s["diameter_stenosis_percent"] for s in data["stenoses"]])
+        places = truth.nodes[[st.node for st in sc.stenoses]].reshape(-1, 3)
+        m = match_findings(where, percent, places, [st.severity for st in sc.stenoses])
+        planted += m["planted"]
+        found += len(m["pos"])
+        pos += m["pos"]
+        err += m["err"]
+        fps += m["false_positives"]
+        absent += int(sum(cKDTree(graph.nodes).query(places[k])[0] > 1.5 for k in m["missed"]))
     e = np.asarray(err) if err else np.full(1, np.nan)
     print(f"reconstructed ({n_cases} weak-sync cases, dynamic, network): found {found}/{planted} planted >= 40 %, "
           f"missed because not reconstructed {absent}, position error mean {np.mean(pos) if pos else float('nan'):.2f} mm, "
