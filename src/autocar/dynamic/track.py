@@ -46,7 +46,7 @@ from autocar.dynamic.flow import flow_targets
 from autocar.dynamic.matching import match_graph
 from autocar.errors import GeometryError, ShapeError
 from autocar.geometry import CArmView
-from autocar.geometry.torch_ops import projection_matrices
+from autocar.geometry.torch_ops import project_points, projection_matrices
 
 __all__ = ["TrackConfig", "TrackFrame", "TrackResult", "track_tree", "centreline_pixels"]
 
@@ -194,9 +194,7 @@ class _Problem:
         def fn(x: torch.Tensor) -> torch.Tensor:
             total = x.new_zeros(())
             for v, idx, t in terms2:
-                m = mats[v]
-                h = x[idx] @ m[:, :3].T + m[:, 3]
-                rc = torch.stack([h[:, 1] / h[:, 2], h[:, 0] / h[:, 2]], dim=-1)
+                rc, _ = project_points(x[idx], mats[v])
                 total = total + weight_2d * scale2[v] * ((rc - t) ** 2).sum(-1).mean()
             if t3 is not None:
                 total = total + weight_3d * ((x[t3[0]] - t3[1]) ** 2).sum(-1).mean()
