@@ -258,8 +258,6 @@ def reconstruct(
             reconstruct=ReconstructConfig(threshold=threshold, threads=threads,
                                           min_component_mm=0.0 if method == "hull-skeleton" else 8.0),
         )
-        if out.exists() and not overwrite:
-            raise FileExistsError(f"{out} exists; pass --overwrite to replace it")
         net = None
         if method == "network" and model is not None:
             from autocar.net.train import load_model

@@ -126,21 +126,17 @@ class TrackResult:
 
     def move_points(self, points: np.ndarray, frame: int) -> np.ndarray:
         """(M, 3) rest points (reference frame, mm) moved to ``frame``."""
-        dg = self.deformation
-        with torch.no_grad():
-            dg.affine_delta.copy_(self.parameters[frame][0])
-            dg.translation.copy_(self.parameters[frame][1])
-        return dg.apply(points)
+        _load_parameters(self.deformation, self.parameters[frame])
+        return self.deformation.apply(points)
 
     def move_points_all(self, points: np.ndarray) -> np.ndarray:
         """(T, M, 3): rest points moved to every frame (one skinning for all frames)."""
         dg = self.deformation
         sk = dg.skin(points)
         out = []
-        for a, t in self.parameters:
+        for p in self.parameters:
+            _load_parameters(dg, p)
             with torch.no_grad():
-                dg.affine_delta.copy_(a)
-                dg.translation.copy_(t)
                 out.append(dg.deform(points, sk).numpy())
         return np.stack(out)
 
@@ -151,6 +147,13 @@ class TrackResult:
         for k in range(len(x)):
             best = np.maximum(best, np.linalg.norm(x - x[k], axis=2).max(axis=0))
         return best
+
+
+def _load_parameters(dg: DeformationGraph, params: tuple[torch.Tensor, torch.Tensor]) -> None:
+    """Set the deformation graph's (affine_delta, translation) to a stored frame's values."""
+    with torch.no_grad():
+        dg.affine_delta.copy_(params[0])
+        dg.translation.copy_(params[1])
 
 
 def centreline_pixels(mask: np.ndarray) -> np.ndarray:
@@ -271,9 +274,7 @@ def track_tree(
         return dg.affine_delta.detach().clone(), dg.translation.detach().clone()
 
     def restore(p: tuple[torch.Tensor, torch.Tensor]) -> None:
-        with torch.no_grad():
-            dg.affine_delta.copy_(p[0])
-            dg.translation.copy_(p[1])
+        _load_parameters(dg, p)
 
     def current_graph() -> CenterlineGraph:
         return reference.with_nodes(dg.apply(reference.nodes))
