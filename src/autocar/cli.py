@@ -357,17 +357,20 @@ def train(
     depth: int = typer.Option(4, "--depth", min=1, max=6),
     tree: List[str] = typer.Option(["left", "right"], "--tree", help="Trees to train on (repeatable)."),
     resume: bool = typer.Option(False, "--resume", help="Continue from OUT/checkpoint.pt."),
+    init: Optional[Path] = typer.Option(None, "--init", exists=True, dir_okay=False,
+                                        help="Start from this model.pt (fine-tuning; its network sizes are used)."),
 ) -> None:
     """Train the reconstruction network on pose-adapted synthetic samples drawn on the fly."""
     from autocar.net.model import NetConfig
-    from autocar.net.train import TrainConfig
+    from autocar.net.train import TrainConfig, load_model
     from autocar.net.train import train as run_training
 
     try:
+        net = NetConfig(base_channels=base_channels, depth=depth) if init is None else load_model(init).config
         config = TrainConfig(
             sides=tuple(tree), epochs=epochs, steps_per_epoch=steps, val_samples=val_samples, lr=lr,
-            seed=seed, threads=threads, device=device,
-            net=NetConfig(base_channels=base_channels, depth=depth),
+            seed=seed, threads=threads, device=device, net=net,
+            init_weights=None if init is None else str(init),
         )
         for side in config.sides:
             if side not in ("left", "right"):
@@ -402,6 +405,8 @@ def train_seg2d_command(
     lr: float = typer.Option(2e-3, "--lr"),
     crop: int = typer.Option(192, "--crop", min=32),
     time_limit: Optional[float] = typer.Option(None, "--time-limit", help="Wall-time budget, s."),
+    init: Optional[Path] = typer.Option(None, "--init", exists=True, dir_okay=False,
+                                        help="Start from these seg2d weights (fine-tuning)."),
 ) -> None:
     """Train the 2D vessel segmenter of angiograms (see src/autocar/weights/SEG2D.md)."""
     from autocar.errors import AutocarError
@@ -410,7 +415,7 @@ def train_seg2d_command(
     try:
         path = train_seg2d(out, epochs=epochs, steps=steps, seed=seed, synth_fraction=synth_fraction,
                            dca1_dir=dca1_dir, threads=threads, batch_size=batch_size, lr=lr, crop=crop,
-                           time_limit_s=time_limit)
+                           time_limit_s=time_limit, init_weights=init)
         typer.echo(f"best model: {path}")
     except (AutocarError, ValueError, FileNotFoundError) as exc:
         _fail(exc)

@@ -138,3 +138,24 @@ def test_load_model_foreign_file(tmp_path):
     text.write_text("not a model")
     with pytest.raises(ValueError, match="text.pt"):
         load_model(text)
+
+
+def test_fine_tuning_starts_from_the_given_weights(trained: Path, tmp_path):
+    import hashlib
+
+    init = trained / "model.pt"
+    out = tmp_path / "ft"
+    # lr 0: the weights cannot move (BatchNorm running statistics still do), so the
+    # learned parameters are exactly the starting model's.
+    train(tiny_config(epochs=1, steps_per_epoch=1, lr=0.0, seed=5, init_weights=str(init)), out, progress=False)
+    assert_same_state(dict(load_model(out / "model.pt").named_parameters()), dict(load_model(init).named_parameters()))
+    cfg = json.loads((out / "config.json").read_text())
+    assert cfg["init_weights"] == str(init)
+    assert cfg["init_sha256"] == hashlib.sha256(init.read_bytes()).hexdigest()
+    # Without --init the same run starts elsewhere.
+    train(tiny_config(epochs=1, steps_per_epoch=1, lr=0.0, seed=5), tmp_path / "fresh", progress=False)
+    fresh = dict(load_model(tmp_path / "fresh" / "model.pt").named_parameters())
+    assert any(not torch.equal(v, fresh[k]) for k, v in load_model(init).named_parameters())
+    with pytest.raises(ValueError, match="differs"):
+        other = NetConfig(encoder_channels=4, base_channels=8, depth=2)
+        train(tiny_config(net=other, init_weights=str(init)), tmp_path / "bad", progress=False)

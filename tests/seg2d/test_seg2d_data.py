@@ -124,6 +124,37 @@ def test_tiny_training_run_writes_its_outputs(tmp_path):
 # ------------------------------------------------------------------ render options
 VIEW = CArmView(20.0, 10.0, 1000.0, 750.0, (0.5, 0.5), 96, 96)
 
+def test_fine_tuning_starts_from_the_given_weights_and_keeps_the_better(tmp_path):
+    import hashlib
+
+    import torch
+
+    first = train_seg2d(
+        tmp_path / "a", epochs=1, steps=1, batch_size=2, crop=32, val_synth=1, seed=3, log=False,
+        unet=UNetConfig(4, 2, 8), synth=SynthConfig(size=48),
+    )
+    out = tmp_path / "b"
+    # A different architecture is asked for: the starting weights' own config wins.
+    path = train_seg2d(
+        out, epochs=1, steps=1, batch_size=2, crop=32, val_synth=1, seed=4, lr=5.0, log=False,
+        unet=UNetConfig(8, 3, 16), synth=SynthConfig(size=48), init_weights=first,
+    )
+    cfg = json.loads((out / "config.json").read_text())
+    assert cfg["init_weights"] == str(first)
+    assert cfg["init_sha256"] == hashlib.sha256(first.read_bytes()).hexdigest()
+    assert cfg["unet"]["depth"] == 2 and cfg["unet"]["base_channels"] == 4
+    lines = [json.loads(s) for s in (out / "train_log.jsonl").read_text().splitlines()]
+    assert [r["epoch"] for r in lines] == [0, 1] and lines[0]["best"]
+    start = load_model(first).state_dict()
+    # Epoch 0 is the starting model, scored like any epoch.
+    first_log = [json.loads(s) for s in (tmp_path / "a" / "train_log.jsonl").read_text().splitlines()]
+    assert lines[0]["synth_val_dice"] == pytest.approx(first_log[-1]["synth_val_dice"], abs=1e-5)
+    kept = load_model(path).state_dict()
+    last = load_model(out / "last.pt").state_dict()
+    expected = last if lines[1]["best"] else start
+    assert all(torch.equal(kept[k], expected[k]) for k in kept)
+    assert not all(torch.equal(start[k], last[k]) for k in start)  # the epoch did train
+
 
 def test_collimator_blacks_out_the_outside_and_keeps_the_inside():
     tree = generate_tree("left", rng=0).graph

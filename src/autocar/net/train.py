@@ -10,6 +10,9 @@ fixed list of seeds so epochs are comparable. Outputs in OUT:
 - ``config.json``: the full training configuration;
 - ``train_log.jsonl``: one JSON line per epoch (losses and validation scores).
 
+With ``init_weights`` (``--init``) the run starts from a trained model.pt
+instead of a random initialisation (fine-tuning with its own schedule).
+
 Under torch.distributed (environment variable WORLD_SIZE > 1, as set by
 torchrun) each rank draws its own samples, gradients are averaged by
 DistributedDataParallel, and only rank 0 validates and writes files.
@@ -17,10 +20,11 @@ DistributedDataParallel, and only rank 0 validates and writes files.
 
 from __future__ import annotations
 
+import hashlib
 import json
 import os
 import time
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
@@ -52,6 +56,9 @@ class TrainConfig:
     threads : torch intra-op threads on CPU.
     device : "cpu", "cuda" or "auto".
     max_voxels : skip samples whose hull is larger (memory guard).
+    init_weights : a model.pt the run starts from (fine-tuning; its network
+        config must equal ``net``), or None for a random initialisation;
+        ``init_sha256`` is the SHA-256 of that file, filled in by :func:`train`.
     """
 
     sides: tuple[str, ...] = ("left", "right")
@@ -66,6 +73,8 @@ class TrainConfig:
     max_voxels: int = 400_000
     net: NetConfig = field(default_factory=NetConfig)
     sbp_margin_px: float = 1.0
+    init_weights: str | None = None
+    init_sha256: str | None = None
 
     def sample_config(self) -> SampleConfig:
         return SampleConfig(sides=tuple(self.sides), sbp=SBPConfig(margin_px=self.sbp_margin_px))
@@ -150,6 +159,13 @@ def train(config: TrainConfig, out: str | Path, *, resume: bool = False, progres
         optim, lambda s: 0.05 + 0.95 * 0.5 * (1 + np.cos(np.pi * min(s, total_steps) / max(1, total_steps)))
     )
     start_epoch = 0
+    if config.init_weights is not None:
+        init_path = Path(config.init_weights)
+        start = load_model(init_path, device=device)
+        if start.config != config.net:
+            raise ValueError(f"{init_path}: its network {start.config} differs from the run's {config.net}")
+        model.load_state_dict(start.state_dict())
+        config = replace(config, init_sha256=hashlib.sha256(init_path.read_bytes()).hexdigest())
     if rank == 0:
         out.mkdir(parents=True, exist_ok=True)
     ckpt_path = out / "checkpoint.pt"
