@@ -16,9 +16,11 @@ Data:
   perfectly synchronised (view B sees view A's tree) and once weakly
   synchronised as ``autocar synth`` makes them (B lags 2-8 % of the cycle and
   is recorded 3-8 s later, so breath-hold drift moves it by up to ~2 mm);
-- with ``../shared/data`` present: the real CT coronary tree of ASOCA
-  Normal_1 (centre lines of the real anatomy) rendered into standard view
-  pairs, scored in 3D; and the real two-view clinical RCA masks
+- the same synchronised pairs with the whole tree turned by 30 degrees about
+  a random axis (real hearts are not all oriented as the generator draws them);
+- with ``../shared/data`` present: real CT coronary trees (ASOCA Normal_1's
+  left tree from its centre lines, both trees of the ImageCAS example label
+  volume) rendered into standard view pairs, scored in 3D; and the real two-view clinical RCA masks
   (cvlab-ai/xra-diff), scored by reprojection Dice (no 3D truth exists).
 
 ``seconds`` is the wall time of one frame pair from masks to mesh (SBP,
@@ -117,26 +119,80 @@ def synthetic(n: int, model, *, synchronised: bool) -> list[dict]:
     return rows
 
 
-def asoca(data: Path, model) -> list[dict]:
-    from autocar.geometry import CArmView
-    from autocar.io.trees import load_tree
+def rotated(n: int, model, angle_deg: float = 30.0) -> list[dict]:
+    """Synchronised held-out pairs whose whole tree is turned by ``angle_deg`` about a random axis
+    through its centre (masks re-rendered): how much the network relies on the generator's orientation."""
+    from scipy.spatial.transform import Rotation
+
+    from autocar.synth.cases import SynthCaseConfig, synthesize_case
     from autocar.synth.render import render_mask
 
-    tree = load_tree(data / "asoca-normal-1" / "Normal_1.vtp").graph
+    rows = []
+    for i in range(n):
+        side = "left" if i % 2 == 0 else "right"
+        sc = synthesize_case(SynthCaseConfig(side=side, frames=1, n_stenoses=1, lag_range=(0.0, 0.0),
+                                             view_b_delay_s=(0.0, 0.0)), rng=2_000_000 + i)
+        axis = np.random.default_rng(3_000_000 + i).normal(size=3)
+        rot = Rotation.from_rotvec(axis / np.linalg.norm(axis) * np.radians(angle_deg)).as_matrix()
+        truth = sc.truth[0]
+        centre = truth.nodes.mean(axis=0)
+        truth = truth.with_nodes((truth.nodes - centre) @ rot.T + centre)
+        views = [cv.view for cv in sc.case.views[:2]]
+        rows.append(run_pair([render_mask(truth, v) for v in views], views, model, truth))
+    return rows
+
+
+#: Standard view pairs (primary, secondary in degrees) used to render the real CT trees.
+LEFT_PAIRS = (((-30.0, -20.0), (45.0, 20.0)), ((-30.0, 25.0), (40.0, -25.0)), ((0.0, 30.0), (60.0, 0.0)))
+RIGHT_PAIRS = (((45.0, 0.0), (-30.0, 0.0)), ((30.0, 25.0), (-25.0, 0.0)), ((0.0, 30.0), (60.0, 0.0)))
+
+
+def _component(tree: CenterlineGraph, label: int) -> CenterlineGraph:
     comp = tree.components()
-    keep = np.flatnonzero(comp == np.bincount(comp).argmax())  # the larger (left) tree
+    keep = np.flatnonzero(comp == label)
     remap = -np.ones(tree.num_nodes, np.int64)
     remap[keep] = np.arange(len(keep))
     e = tree.edges[np.all(np.isin(tree.edges, keep), axis=1)]
     g = CenterlineGraph(tree.nodes[keep], tree.radii[keep], remap[e])
     lo, hi = g.bounds()
-    g = g.with_nodes(g.nodes - (lo + hi) / 2).resampled(0.5)
-    pairs = [((-30.0, -20.0), (45.0, 20.0)), ((-30.0, 25.0), (40.0, -25.0)), ((0.0, 30.0), (60.0, 0.0))]
+    return g.with_nodes(g.nodes - (lo + hi) / 2).resampled(0.5)
+
+
+def ct_trees(data: Path) -> list[tuple[str, CenterlineGraph, tuple]]:
+    """Real CT coronary trees of ../shared/data, each centred on the isocentre, with its view pairs.
+
+    ASOCA Normal_1 (centre lines, its larger, left tree) and the ImageCAS example label
+    volume (both trees; the left one is the component on the patient's left, +x in LPS).
+    """
+    from autocar.io.trees import load_tree
+
+    out = []
+    if (data / "asoca-normal-1" / "Normal_1.vtp").is_file():
+        tree = load_tree(data / "asoca-normal-1" / "Normal_1.vtp").graph
+        out.append(("ASOCA Normal_1 left", _component(tree, int(np.bincount(tree.components()).argmax())), LEFT_PAIRS))
+    if (data / "imagecas-label" / "example.label.nii.gz").is_file():
+        tree = load_tree(data / "imagecas-label" / "example.label.nii.gz").graph
+        comp = tree.components()
+        big = np.argsort(np.bincount(comp))[::-1][:2]
+        left = max(big, key=lambda c: tree.nodes[comp == c, 0].mean())
+        for c in big:
+            side = "left" if c == left else "right"
+            out.append((f"ImageCAS example {side}", _component(tree, int(c)), LEFT_PAIRS if side == "left" else RIGHT_PAIRS))
+    return out
+
+
+def real_ct(trees: list[tuple[str, CenterlineGraph, tuple]], model) -> list[dict]:
+    from autocar.geometry import CArmView
+    from autocar.synth.render import render_mask
+
     rows = []
-    for (a1, b1), (a2, b2) in pairs:
-        views = [CArmView(a1, b1, 1100.0, 750.0, (0.3, 0.3), 512, 512),
-                 CArmView(a2, b2, 1100.0, 750.0, (0.3, 0.3), 512, 512)]
-        rows.append(run_pair([render_mask(g, v) for v in views], views, model, g))
+    for name, g, pairs in trees:
+        for (a1, b1), (a2, b2) in pairs:
+            views = [CArmView(a1, b1, 1100.0, 750.0, (0.3, 0.3), 512, 512),
+                     CArmView(a2, b2, 1100.0, 750.0, (0.3, 0.3), 512, 512)]
+            rows.append(run_pair([render_mask(g, v) for v in views], views, model, g))
+            print(f"  {name} {views[0]} / {views[1]}: network F1@1mm {rows[-1]['network'].get('f1_1mm', 0):.3f}"
+                  f", hull-skeleton {rows[-1]['hull-skeleton'].get('f1_1mm', 0):.3f}", flush=True)
     return rows
 
 
@@ -172,11 +228,16 @@ def main() -> None:
     report["synthetic_weak_sync"] = table(
         "held-out synthetic pairs, weakly synchronised (B lags 2-8 % of the cycle, recorded 3-8 s later in breath-hold)",
         synthetic(args.cases, model, synchronised=False), KEYS)
-    if (args.data / "asoca-normal-1").is_dir():
-        report["asoca"] = table("real CT anatomy (ASOCA Normal_1, left tree) rendered in 3 view pairs",
-                                asoca(args.data, model), KEYS)
+    report["synthetic_rotated"] = table(
+        "held-out synthetic pairs, synchronised, whole tree turned 30 deg about a random axis",
+        rotated(args.cases, model), KEYS)
+    trees = ct_trees(args.data)
+    if trees:
+        report["real_ct"] = table(
+            "real CT anatomy rendered in 3 standard view pairs each: " + ", ".join(t[0] for t in trees),
+            real_ct(trees, model), KEYS)
     else:
-        print(f"\n(skipped ASOCA: {args.data} not found)")
+        print(f"\n(skipped the real CT trees: none under {args.data})")
     if (args.data / "clinical-rca-masks").is_dir():
         report["clinical"] = table("real clinical RCA masks, reprojection Dice (no 3D truth)",
                                    clinical(args.data, model), ("reproj_dice_0", "reproj_dice_1", "seconds"))

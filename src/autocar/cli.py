@@ -359,6 +359,10 @@ def train(
     resume: bool = typer.Option(False, "--resume", help="Continue from OUT/checkpoint.pt."),
     init: Optional[Path] = typer.Option(None, "--init", exists=True, dir_okay=False,
                                         help="Start from this model.pt (fine-tuning; its network sizes are used)."),
+    rotate_deg: float = typer.Option(0.0, "--rotate-deg", min=0.0, max=180.0,
+                                     help="Rotate each sample's scene by up to this angle (random axis)."),
+    size_jitter: float = typer.Option(0.0, "--size-jitter", min=0.0, max=0.5,
+                                      help="Scale each sample's tree by 1 +- up to this fraction."),
 ) -> None:
     """Train the reconstruction network on pose-adapted synthetic samples drawn on the fly."""
     from autocar.net.model import NetConfig
@@ -370,7 +374,7 @@ def train(
         config = TrainConfig(
             sides=tuple(tree), epochs=epochs, steps_per_epoch=steps, val_samples=val_samples, lr=lr,
             seed=seed, threads=threads, device=device, net=net,
-            init_weights=None if init is None else str(init),
+            init_weights=None if init is None else str(init), rotate_deg=rotate_deg, size_jitter=size_jitter,
         )
         for side in config.sides:
             if side not in ("left", "right"):

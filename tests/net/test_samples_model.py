@@ -221,3 +221,40 @@ def test_model_rejects_distances_of_wrong_shape(sample: Sample):
     d = torch.as_tensor(sample.distances)
     with pytest.raises(ShapeError):
         model(d[:1], sample.hull, sample.views)  # one map for two views
+
+
+# ------------------------------------------------------------ scene augmentation
+def test_scene_transform_is_a_bounded_rotation_times_a_bounded_scale():
+    from autocar.net.samples import scene_transform
+
+    gen = np.random.default_rng(0)
+    for _ in range(50):
+        m = scene_transform(gen, 40.0, 0.1)
+        scale = np.cbrt(np.linalg.det(m))
+        assert 0.9 - 1e-9 <= scale <= 1.1 + 1e-9
+        rot = m / scale
+        np.testing.assert_allclose(rot @ rot.T, np.eye(3), atol=1e-12)
+        angle = np.degrees(np.arccos(np.clip((np.trace(rot) - 1) / 2, -1, 1)))
+        assert angle <= 40.0 + 1e-6
+    np.testing.assert_allclose(scene_transform(gen, 0.0, 0.0), np.eye(3))
+
+
+def test_rotated_sample_is_the_same_scene_moved_rigidly(synced: Sample):
+    from scipy.spatial.transform import Rotation
+
+    rotated = make_sample(2, SampleConfig(max_lag=0.0, scaling=0.0, rotate_deg=60.0))
+    # Same tree and poses (the rotation is drawn last) ...
+    assert rotated.views == synced.views
+    assert rotated.truth.num_nodes == synced.truth.num_nodes
+    np.testing.assert_array_equal(rotated.truth.radii, synced.truth.radii)
+    # ... moved by one rotation: pairwise distances are kept, positions are not.
+    a, b = synced.truth.nodes, rotated.truth.nodes
+    i, j = np.random.default_rng(1).integers(0, len(a), size=(2, 200))
+    np.testing.assert_allclose(np.linalg.norm(b[i] - b[j], axis=1), np.linalg.norm(a[i] - a[j], axis=1), atol=1e-6)
+    assert np.abs(b - a).max() > 1.0
+    ca, cb = a - a.mean(0), b - b.mean(0)
+    rot, _ = Rotation.align_vectors(cb, ca)
+    assert 0.0 < rot.magnitude() <= np.radians(60.0) + 1e-6
+    # The masks are the rotated tree's, and the targets follow it.
+    np.testing.assert_array_equal(rotated.masks[0], render_mask(rotated.truth, rotated.views[0]))
+    assert rotated.occupancy.any()

@@ -19,7 +19,7 @@ from autocar.geometry import CArmView
 from autocar.net.targets import tube_targets
 from autocar.sbp.carve import SBPConfig, SparseHull, carve, distance_maps
 
-__all__ = ["Sample", "SampleConfig", "make_sample", "hull_sample"]
+__all__ = ["Sample", "SampleConfig", "make_sample", "hull_sample", "scene_transform"]
 
 
 @dataclass(frozen=True)
@@ -33,6 +33,16 @@ class SampleConfig:
     scaling : amplitude of the extra periodic scaling of view B's tree.
     n_stenoses_max : each tree gets 0..n_stenoses_max planted stenoses.
     sbp : carving configuration (its ``margin_px`` absorbs weak synchronisation).
+    rotate_deg : the whole scene (both views' trees) is rotated about the
+        heart centre by an angle uniform in [0, rotate_deg] degrees about an
+        axis uniform on the sphere, so the network cannot learn the one
+        orientation the tree generator draws (real hearts, and real CT trees,
+        are oriented differently). 0 keeps the generator's orientation.
+    size_jitter : the tree's positions are scaled about the heart centre by a
+        factor uniform in [1 - size_jitter, 1 + size_jitter] (radii kept).
+
+    The rotation and scale are drawn after everything else, so a seed gives
+    the same tree, heartbeat and poses whatever these two settings are.
     """
 
     sides: tuple[str, ...] = ("left", "right")
@@ -40,6 +50,8 @@ class SampleConfig:
     scaling: float = 0.03
     n_stenoses_max: int = 2
     sbp: SBPConfig = SBPConfig()
+    rotate_deg: float = 0.0
+    size_jitter: float = 0.0
 
 
 @dataclass(frozen=True)
@@ -75,6 +87,18 @@ def hull_sample(
     return Sample(tuple(views), np.asarray(masks, bool), dist, hull, occ, ctr, truth if truth is not None else empty)
 
 
+def scene_transform(gen: np.random.Generator, rotate_deg: float, size_jitter: float) -> np.ndarray:
+    """A random (3, 3) linear map: scale uniform in [1 - size_jitter, 1 + size_jitter] times a
+    rotation by an angle uniform in [0, rotate_deg] degrees about an axis uniform on the sphere."""
+    from scipy.spatial.transform import Rotation
+
+    axis = gen.normal(size=3)
+    axis /= max(float(np.linalg.norm(axis)), 1e-12)
+    angle = np.deg2rad(float(gen.uniform(0.0, rotate_deg)))
+    scale = float(gen.uniform(1.0 - size_jitter, 1.0 + size_jitter))
+    return scale * Rotation.from_rotvec(axis * angle).as_matrix()
+
+
 def make_sample(rng: np.random.Generator | int, config: SampleConfig = SampleConfig()) -> Sample:
     """Draw one synthetic two-view sample with targets (deterministic for an int seed)."""
     from autocar.synth.heartbeat import HeartbeatModel, periodic_scaling
@@ -93,5 +117,10 @@ def make_sample(rng: np.random.Generator | int, config: SampleConfig = SampleCon
     moved_b = periodic_scaling(moved_b, tree.heart_center, float(gen.uniform(0, 1)), amplitude=config.scaling)
     graph_b = tree.graph.with_nodes(moved_b)
     views = PoseDistribution.clinical().sample_pair(gen)
+    if config.rotate_deg > 0 or config.size_jitter > 0:
+        move = scene_transform(gen, config.rotate_deg, config.size_jitter)
+        centre = np.asarray(tree.heart_center, np.float64)
+        graph_a = graph_a.with_nodes((graph_a.nodes - centre) @ move.T + centre)
+        graph_b = graph_b.with_nodes((graph_b.nodes - centre) @ move.T + centre)
     masks = np.stack([render_mask(graph_a, views[0]), render_mask(graph_b, views[1])])
     return hull_sample(masks, views, graph_a, config.sbp)

@@ -56,6 +56,8 @@ class TrainConfig:
     threads : torch intra-op threads on CPU.
     device : "cpu", "cuda" or "auto".
     max_voxels : skip samples whose hull is larger (memory guard).
+    rotate_deg, size_jitter : scene augmentation of every sample (see
+        :class:`~autocar.net.samples.SampleConfig`; 0 = none).
     init_weights : a model.pt the run starts from (fine-tuning; its network
         config must equal ``net``), or None for a random initialisation;
         ``init_sha256`` is the SHA-256 of that file, filled in by :func:`train`.
@@ -75,9 +77,12 @@ class TrainConfig:
     sbp_margin_px: float = 1.0
     init_weights: str | None = None
     init_sha256: str | None = None
+    rotate_deg: float = 0.0
+    size_jitter: float = 0.0
 
     def sample_config(self) -> SampleConfig:
-        return SampleConfig(sides=tuple(self.sides), sbp=SBPConfig(margin_px=self.sbp_margin_px))
+        return SampleConfig(sides=tuple(self.sides), sbp=SBPConfig(margin_px=self.sbp_margin_px),
+                            rotate_deg=self.rotate_deg, size_jitter=self.size_jitter)
 
     def to_dict(self) -> dict[str, Any]:
         d = asdict(self)
