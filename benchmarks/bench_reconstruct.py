@@ -5,9 +5,13 @@ Methods (all from the same two vessel masks and geometry):
 - ``hull-skeleton``: the raw two-view visual hull (SBP) skeletonised, no
   network, nothing removed (baseline a);
 - ``hull-graph``: the same hull with small isolated pieces removed before the
-  skeleton (baseline b: graph heuristics without a network);
-- ``network``: the shipped sparse U-Net keeps the hull voxels it believes are
-  vessel (autocar).
+  skeleton and two-view ghost pruning after it (baseline b: graph heuristics
+  without a network; :mod:`autocar.graph.prune`);
+- ``network-raw``: the shipped sparse U-Net keeps the hull voxels it believes
+  are vessel, skeletonised, nothing after it (the method before ghost pruning);
+- ``network``: the same, completed from the hull's branches that explain what
+  the network left unexplained in both views, then ghost-pruned (autocar's
+  default).
 
 Data:
 
@@ -47,7 +51,7 @@ from autocar.metrics import centerline_scores, cl_dice, reprojection_scores
 from autocar.reconstruct import ReconstructConfig, default_model, reconstruct_pair
 from autocar.tubes import tube_mesh
 
-METHODS = ("hull-skeleton", "hull-graph", "network")
+METHODS = ("hull-skeleton", "hull-graph", "network-raw", "network")
 KEYS = ("precision_1mm", "recall_1mm", "f1_1mm", "f1_2mm", "mean_distance_mm", "hd95_mm", "cl_dice",
         "radius_error_mm", "seconds")
 
@@ -67,9 +71,11 @@ def run_pair(masks, views, model, truth):
     for method in METHODS:
         t = time.perf_counter()
         if method == "hull-skeleton":
-            res = reconstruct_pair(masks, views, None, ReconstructConfig(min_component_mm=0.0))
+            res = reconstruct_pair(masks, views, None, ReconstructConfig(min_component_mm=0.0, prune_ghosts=False))
         elif method == "hull-graph":
             res = reconstruct_pair(masks, views, None)
+        elif method == "network-raw":
+            res = reconstruct_pair(masks, views, model, ReconstructConfig(prune_ghosts=False, complete_from_hull=False))
         else:
             res = reconstruct_pair(masks, views, model)
         g = res.graph
@@ -100,7 +106,7 @@ def table(title: str, rows: list[dict], keys: tuple[str, ...]) -> dict:
         means[method] = vals
         print(f"{method:>14s} " + " ".join(f"{vals[k]:16.3f}" for k in keys))
     base = means["hull-skeleton"]
-    for method in ("hull-graph", "network"):
+    for method in METHODS[1:]:
         ratios = [means[method][k] / base[k] if base[k] else float("nan") for k in keys]
         print(f"{'ratio ' + method:>14s} " + " ".join(f"{r:15.2f}x" for r in ratios))
     return means

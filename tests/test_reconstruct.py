@@ -68,20 +68,30 @@ def test_hull_baseline_keeps_the_truth_but_adds_ghosts():
 def test_shipped_network_removes_ghosts_on_held_out_cases():
     # Seeds >= 2,000,000 are never drawn in training (< 1e6) or validation (1e6 + i).
     model = default_model()
+    raw_only = ReconstructConfig(prune_ghosts=False, complete_from_hull=False)
     for seed in (2_000_001, 2_000_002):
         sc = synthesize_case(SynthCaseConfig(frames=1, n_stenoses=1, lag_range=(0.0, 0.0), view_b_delay_s=(0.0, 0.0)),
                              rng=seed)
         a, b = sc.case.views
         masks, views = [a.frames[0], b.frames[0]], [a.view, b.view]
-        net = centerline_scores(reconstruct_pair(masks, views, model).graph, sc.truth[0])
-        base = centerline_scores(reconstruct_pair(masks, views, None).graph, sc.truth[0])
+        truth = sc.truth[0]
+        hull = centerline_scores(hull_skeleton_graph(masks, views).graph, truth)
+        net_raw = centerline_scores(reconstruct_pair(masks, views, model, raw_only).graph, truth)
         # The hull keeps ghosts (precision ~0.2-0.3); the network (default threshold 0.2, which trades
         # some precision for recall) removes most of them.
-        assert net.precision_1mm > max(0.45, 1.5 * base.precision_1mm)
-        assert net.f1_1mm > base.f1_1mm
-        strict = centerline_scores(
-            reconstruct_pair(masks, views, model, ReconstructConfig(threshold=0.5)).graph, sc.truth[0])
-        assert strict.precision_1mm > max(0.6, 2 * base.precision_1mm)
+        assert net_raw.precision_1mm > max(0.45, 1.5 * hull.precision_1mm)
+        assert net_raw.f1_1mm > hull.f1_1mm
+        strict = centerline_scores(reconstruct_pair(masks, views, model, ReconstructConfig(
+            threshold=0.5, prune_ghosts=False, complete_from_hull=False)).graph, truth)
+        assert strict.precision_1mm > max(0.6, 2 * hull.precision_1mm)
+        # Two-view ghost pruning alone (no network) removes many of the hull's ghosts...
+        pruned_hull = centerline_scores(reconstruct_pair(masks, views, None).graph, truth)
+        assert pruned_hull.precision_1mm > 1.4 * hull.precision_1mm
+        assert pruned_hull.f1_1mm > hull.f1_1mm + 0.05
+        # ...and the default (network, completed from the hull, pruned) beats the network alone.
+        full = centerline_scores(reconstruct_pair(masks, views, model).graph, truth)
+        assert full.f1_1mm > net_raw.f1_1mm
+        assert full.mean_distance_mm < net_raw.mean_distance_mm
 
 
 def test_bad_pairs_are_rejected():

@@ -21,6 +21,7 @@ from autocar.centerline import CenterlineGraph
 from autocar.errors import CaseFormatError, ShapeError
 from autocar.geometry import CArmView
 from autocar.graph.extract import EMPTY_GRAPH, extract_graph
+from autocar.graph.prune import PruneConfig, complete_from_hull, prune_redundant_branches
 from autocar.io.case import Case
 from autocar.io.results import Reconstruction
 from autocar.net.model import AutocarNet
@@ -46,6 +47,11 @@ class ReconstructConfig:
     min_component_mm : smaller isolated pieces are dropped as ghosts.
     mesh_sections : polygon sides of the tube mesh.
     threads : torch threads on CPU.
+    prune_ghosts : remove branches that explain no 2D centre-line pixel the rest of the
+        tree does not, in every view (:func:`autocar.graph.prune.prune_redundant_branches`).
+    complete_from_hull : with a network, first add the hull's branches that explain
+        pixels the network's tree leaves unexplained in every view
+        (:func:`autocar.graph.prune.complete_from_hull`).
     """
 
     threshold: float = 0.2
@@ -53,6 +59,8 @@ class ReconstructConfig:
     min_component_mm: float = 8.0
     mesh_sections: int = 12
     threads: int = 2
+    prune_ghosts: bool = True
+    complete_from_hull: bool = True
 
 
 @dataclass
@@ -65,6 +73,7 @@ class FrameResult:
     kept_per_level: tuple[int, ...] = ()
     seconds: dict[str, float] = field(default_factory=dict)
     reason: str = ""
+    postprocess: dict[str, float] = field(default_factory=dict)
 
 
 def default_model(device: str | torch.device = "cpu") -> AutocarNet:
@@ -117,15 +126,32 @@ def reconstruct_pair(
     graph = extract_graph(hull, prob, masks, views, threshold=config.threshold,
                           min_component_mm=config.min_component_mm)
     times["graph"] = time.perf_counter() - t
-    reason = "" if graph.num_nodes else "no voxel predicted as vessel"
-    return FrameResult(graph, n, int((prob >= config.threshold).sum()), tuple(hull.kept_per_level), times, reason)
+    post: dict[str, float] = {}
+    if model is not None and config.complete_from_hull:
+        t = time.perf_counter()
+        hull_graph = extract_graph(hull, np.ones(n, np.float32), masks, views, threshold=0.5,
+                                   min_component_mm=config.min_component_mm)
+        graph, added = complete_from_hull(graph, hull_graph, masks, views)
+        post["branches_added_from_hull"] = added
+        times["complete"] = time.perf_counter() - t
+    if config.prune_ghosts and graph.num_edges:
+        t = time.perf_counter()
+        graph, report = prune_redundant_branches(graph, masks, views, PruneConfig(min_component_mm=config.min_component_mm))
+        post["ghost_branches_removed"] = report.removed
+        post["ghost_length_removed_mm"] = round(report.removed_length_mm, 1)
+        times["prune"] = time.perf_counter() - t
+    if model is None:
+        reason = "" if graph.num_nodes else "the hull left no centre line"
+    else:
+        reason = "" if graph.num_nodes else "no voxel predicted as vessel"
+    return FrameResult(graph, n, int((prob >= config.threshold).sum()), tuple(hull.kept_per_level), times, reason, post)
 
 
 def hull_skeleton_graph(masks: Sequence[np.ndarray], views: Sequence[CArmView],
                         config: ReconstructConfig = ReconstructConfig()) -> FrameResult:
     """Baseline (a): the raw two-view hull skeletonised, no network, no ghost removal."""
     return reconstruct_pair(masks, views, None, ReconstructConfig(
-        threshold=config.threshold, sbp_margin_px=config.sbp_margin_px, min_component_mm=0.0))
+        threshold=config.threshold, sbp_margin_px=config.sbp_margin_px, min_component_mm=0.0, prune_ghosts=False))
 
 
 def paired_frames(case: Case, frames: int | None = None) -> "FramePairing":
@@ -189,7 +215,8 @@ def reconstruct_case(
     }
     frame_extra = tuple(
         {"hull_voxels": r.hull_voxels, "vessel_voxels": r.kept_voxels,
-         "seconds": {k: round(v, 4) for k, v in r.seconds.items()}, **({"empty_reason": r.reason} if r.reason else {})}
+         "seconds": {k: round(v, 4) for k, v in r.seconds.items()}, **r.postprocess,
+         **({"empty_reason": r.reason} if r.reason else {})}
         for r in results
     )
     return Reconstruction(frames=tuple(r.graph for r in results), extra=extra, frame_extra=frame_extra), results

@@ -234,7 +234,8 @@ def run(
     config = options.reconstruct
     if options.method == "hull-skeleton":
         config = ReconstructConfig(threshold=config.threshold, sbp_margin_px=config.sbp_margin_px,
-                                   min_component_mm=0.0, mesh_sections=config.mesh_sections, threads=config.threads)
+                                   min_component_mm=0.0, mesh_sections=config.mesh_sections, threads=config.threads,
+                                   prune_ghosts=False)
     if use_network and model is None:
         from autocar.reconstruct import default_model
 

@@ -54,12 +54,11 @@ def occupied_volume(hull: SparseHull, keep: np.ndarray) -> tuple[np.ndarray, np.
     return vol, origin
 
 
-def radii_from_masks(
+def radii_per_view(
     graph: CenterlineGraph, masks: Sequence[np.ndarray], views: Sequence[CArmView]
 ) -> np.ndarray:
-    """Radius (N,) mm of each node measured in the 2D masks (min over views, see module doc)."""
-    if graph.num_nodes == 0:
-        return np.zeros(0)
+    """Radius (V, N) mm of each node measured in each view's 2D mask; NaN where a node
+    projects on background or outside the image (see module doc)."""
     per_view = []
     for mask, view in zip(masks, views):
         m = np.asarray(mask, bool)
@@ -76,7 +75,17 @@ def radii_from_masks(
         # distance by half a pixel on average.
         spacing = 0.5 * (view.spacing_mm[0] + view.spacing_mm[1])
         per_view.append(np.maximum(d_px - 0.5, 0.5) * spacing * w / view.sid_mm)
-    r2d = np.fmin.reduce(np.stack(per_view), axis=0) if per_view else np.full(graph.num_nodes, np.nan)
+    return np.stack(per_view) if per_view else np.zeros((0, graph.num_nodes))
+
+
+def radii_from_masks(
+    graph: CenterlineGraph, masks: Sequence[np.ndarray], views: Sequence[CArmView]
+) -> np.ndarray:
+    """Radius (N,) mm of each node measured in the 2D masks (min over views, see module doc)."""
+    if graph.num_nodes == 0:
+        return np.zeros(0)
+    per_view = radii_per_view(graph, masks, views)
+    r2d = np.fmin.reduce(per_view, axis=0) if len(per_view) else np.full(graph.num_nodes, np.nan)
     return np.where(np.isfinite(r2d), r2d, graph.radii)
 
 
