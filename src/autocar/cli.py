@@ -228,7 +228,7 @@ def reconstruct(
     out: Path = typer.Option(..., "-o", "--out", help="Result folder: reconstruction.json, frame_XXX.ply, "
                              "measurements.json, report.html, snapshot.png."),
     model: Optional[Path] = typer.Option(None, "--model", help="Weights from autocar train (default: the shipped ones)."),
-    method: str = typer.Option("network", "--method", help="network, hull-graph (no network) or hull-skeleton (raw hull)."),
+    method: str = typer.Option("network", "--method", help="network, hull-graph (hull + ghost pruning, no network) or hull-skeleton (raw hull)."),
     threshold: float = typer.Option(0.2, "--threshold", min=0.0, max=1.0, help="Occupancy probability threshold."),
     frames: Optional[int] = typer.Option(None, "--frames", min=1, help="Only the first N frame pairs."),
     threads: int = typer.Option(2, "--threads", min=1),
@@ -267,7 +267,8 @@ def reconstruct(
         summary = run(case_dir, out, options, model=net, overwrite=overwrite, log=typer.echo)
         if method == "network" and summary.nodes == 0:
             typer.echo("note: the network kept no voxel; on real masks it can miss vessels "
-                       "(see README, Accuracy); --method hull-graph keeps the whole two-view hull", err=True)
+                       "(see README, Accuracy); --method hull-graph reconstructs from the two-view hull with ghost pruning, "
+                       "no network", err=True)
     except (AutocarError, ValueError, FileExistsError, FileNotFoundError) as exc:
         _fail(exc)
 
