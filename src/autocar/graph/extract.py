@@ -108,7 +108,7 @@ def extract_graph(
     # length one voxel wide could hold.
     lab, n = ndimage.label(vol, structure=np.ones((3, 3, 3), bool))
     if n > 1:
-        sizes = ndimage.sum_labels(vol, lab, index=np.arange(1, n + 1))
+        sizes = np.bincount(lab.ravel(), minlength=n + 1)[1:]  # voxels per component (sum_labels is ~100x slower)
         small = np.flatnonzero(sizes * hull.voxel_mm < min_component_mm) + 1
         vol[np.isin(lab, small)] = False
     graph = graph_from_volume(vol, (hull.voxel_mm,) * 3, origin, min_branch_mm=min_branch_mm)
