@@ -49,9 +49,9 @@ class ReconstructConfig:
     threads : torch threads on CPU.
     prune_ghosts : remove branches that explain no 2D centre-line pixel the rest of the
         tree does not, in every view (:func:`autocar.graph.prune.prune_redundant_branches`).
-    complete_from_hull : with a network, first add the hull's branches that explain
-        pixels the network's tree leaves unexplained in every view
-        (:func:`autocar.graph.prune.complete_from_hull`).
+    complete_from_hull : with a network, first add the branches of the (ghost-pruned)
+        hull graph that explain pixels the network's tree leaves unexplained in every
+        view (:func:`autocar.graph.prune.complete_from_hull`).
     """
 
     threshold: float = 0.2
@@ -131,6 +131,10 @@ def reconstruct_pair(
         t = time.perf_counter()
         hull_graph = extract_graph(hull, np.ones(n, np.float32), masks, views, threshold=0.5,
                                    min_component_mm=config.min_component_mm)
+        # Complete from the hull graph pruned on its own: fewer ghosts to add (F1 @1 mm
+        # 0.74 -> 0.78 on tuning seeds 1.5e6+, synchronised).
+        hull_graph, _ = prune_redundant_branches(hull_graph, masks, views,
+                                                 PruneConfig(min_component_mm=config.min_component_mm))
         graph, added = complete_from_hull(graph, hull_graph, masks, views)
         post["branches_added_from_hull"] = added
         times["complete"] = time.perf_counter() - t

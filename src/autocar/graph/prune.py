@@ -27,10 +27,12 @@ that lost their connection to the tree are dropped.
 :func:`complete_from_hull` is the step before it for a network's result:
 the network may drop real vessels, and the hull's own centre-line graph has
 them; its branches that explain pixels left unexplained in every view are
-added, and the pruning then removes the ghosts among them.
+added, and the pruning then removes the ghosts among them. The reconstruction
+(:func:`autocar.reconstruct.reconstruct_pair`) completes from the hull graph
+after pruning it on its own, which adds fewer ghosts.
 
 The defaults (``max_unique_share`` 0.25, ``tolerance_px`` 2, ``min_new_share``
-0.5) were chosen on synthetic seeds 1,500,000-1,500,007, apart from the
+0.2, completing from the *pruned* hull graph) were chosen on synthetic seeds 1,500,000-1,500,007, apart from the
 benchmark's held-out seeds. Measured on held-out synthetic pairs (``python benchmarks/bench_reconstruct.py``,
 README "Accuracy"): the hull's centre-line F1 @1 mm rises from 0.35 to about
 0.56 with pruning alone; the network's from 0.66 to about 0.73 with
@@ -279,7 +281,7 @@ def complete_from_hull(
     views: Sequence[CArmView],
     config: PruneConfig = PruneConfig(),
     *,
-    min_new_share: float = 0.5,
+    min_new_share: float = 0.2,
     min_branch_mm: float = 3.0,
     join_mm: float = 2.0,
 ) -> tuple[CenterlineGraph, int]:
