@@ -6,7 +6,9 @@ Steps (METHOD.md section 4, CASE_FORMAT v1 "Dynamic reconstructions"):
    (:func:`autocar.dynamic.phase.pair_case_views`).
 2. Reconstruct every frame pair statically (:func:`autocar.reconstruct.reconstruct_pair`).
 3. Pick the reference frame: the static result that reprojects best onto both
-   views' masks (mean reprojection Dice), ties to the earliest.
+   views' masks (mean reprojection Dice) times its agreement with the other
+   frames' results (share of its centre line within 3 mm of theirs), among
+   the best-synchronised pairs; ties to the earliest.
 4. Track the reference tree through all frames (:func:`autocar.dynamic.track.track_tree`).
 5. Measure every node's radius on the masks of every frame at its tracked
    position; the median over frames is the radius in all frames.
@@ -64,6 +66,25 @@ def _check_mask_views(case: Case) -> None:
             )
 
 
+def _agreement(static: list[FrameResult], tol_mm: float = 3.0) -> np.ndarray:
+    """(K,) share of each static tree's centre line within ``tol_mm`` of the other frames' trees
+    (mean over the other frames; 1 with a single frame). Real vessels are found in every frame,
+    ghosts come and go with the pose of the heart."""
+    from scipy.spatial import cKDTree
+
+    pts = [r.graph.sample_segments(0.5)[0] if r.graph.num_edges else np.zeros((0, 3)) for r in static]
+    trees = [cKDTree(p) if len(p) else None for p in pts]
+    out = np.ones(len(static))
+    for k, p in enumerate(pts):
+        if len(p) == 0:
+            out[k] = 0.0
+            continue
+        shares = [float(np.mean(t.query(p)[0] <= tol_mm)) for j, t in enumerate(trees) if j != k and t is not None]
+        if shares:
+            out[k] = float(np.mean(shares))
+    return out
+
+
 def pick_reference(
     static: list[FrameResult], masks: list[np.ndarray], views: list[Any], lag: np.ndarray | None = None,
     *, lag_tolerance: float = 0.01,
@@ -71,10 +92,15 @@ def pick_reference(
     """Index of the best static frame and every frame's mean reprojection Dice.
 
     ``masks`` holds one (K, H, W) array per view, paired with the static
-    frames. With the pairs' residual phase ``lag`` (K,) known, only the pairs
-    within ``lag_tolerance`` of the best-synchronised one are candidates: a
-    lagging pair reconstructs a tree that is at no single phase, and every
-    tracked frame inherits the reference's errors.
+    frames. A frame's score is its mean reprojection Dice times its
+    agreement with the other frames (the share of its centre line within
+    3 mm of theirs): after ghost pruning and hull completion every frame
+    reprojects almost equally well, and the ghosts a frame keeps are what
+    the other frames do not have. With the pairs' residual phase ``lag``
+    (K,) known, only the pairs within ``lag_tolerance`` of the
+    best-synchronised one are candidates: a lagging pair reconstructs a tree
+    that is at no single phase, and every tracked frame inherits the
+    reference's errors.
     """
     scores = []
     for k, r in enumerate(static):
@@ -82,7 +108,7 @@ def pick_reference(
             scores.append(0.0)
             continue
         scores.append(float(np.mean([reprojection_scores(r.graph, v, m[k])["dice"] for v, m in zip(views, masks)])))
-    order = np.asarray(scores)
+    order = np.asarray(scores) * _agreement(static)
     if lag is not None and np.all(np.isfinite(lag)) and len(lag) == len(scores):
         a = np.abs(np.asarray(lag, dtype=np.float64))
         order = np.where(a <= a.min() + lag_tolerance, order, -1.0 + order * 1e-3)
