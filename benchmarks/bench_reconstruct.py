@@ -71,7 +71,7 @@ def run_pair(masks, views, model, truth):
     for method in METHODS:
         t = time.perf_counter()
         if method == "hull-skeleton":
-            res = reconstruct_pair(masks, views, None, ReconstructConfig(min_component_mm=0.0, prune_ghosts=False))
+            res = reconstruct_pair(masks, views, None, ReconstructConfig().raw_hull())
         elif method == "hull-graph":
             res = reconstruct_pair(masks, views, None)
         elif method == "network-raw":

@@ -255,9 +255,7 @@ def reconstruct(
         options = RunOptions(
             method=method, static=static, frames=frames, segmenter=segmenter, tree=tree,
             pixel_spacing_mm=_spacing(pixel_spacing), report=report, measurements=report, snapshot=report,
-            reconstruct=ReconstructConfig(threshold=threshold, threads=threads,
-                                          min_component_mm=0.0 if method == "hull-skeleton" else 8.0,
-                                          prune_ghosts=method != "hull-skeleton"),
+            reconstruct=ReconstructConfig(threshold=threshold, threads=threads),
         )
         net = None
         if method == "network" and model is not None:

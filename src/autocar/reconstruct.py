@@ -9,7 +9,7 @@ mesh (:mod:`autocar.graph`). Frames are reconstructed independently here.
 from __future__ import annotations
 
 import time
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from importlib import resources
 from pathlib import Path
 from typing import TYPE_CHECKING, Sequence
@@ -19,7 +19,7 @@ import torch
 
 from autocar.centerline import CenterlineGraph
 from autocar.errors import CaseFormatError, ShapeError
-from autocar.geometry import CArmView
+from autocar.geometry import CArmView, masks_for_views
 from autocar.graph.extract import EMPTY_GRAPH, extract_graph
 from autocar.graph.prune import PruneConfig, complete_from_hull, prune_redundant_branches
 from autocar.io.case import Case
@@ -62,6 +62,11 @@ class ReconstructConfig:
     prune_ghosts: bool = True
     complete_from_hull: bool = True
 
+    def raw_hull(self) -> "ReconstructConfig":
+        """The same options for baseline (a), ``--method hull-skeleton``: every hull voxel's
+        skeleton, no small pieces removed, no ghost pruning."""
+        return replace(self, min_component_mm=0.0, prune_ghosts=False)
+
 
 @dataclass
 class FrameResult:
@@ -85,18 +90,6 @@ def default_model(device: str | torch.device = "cpu") -> AutocarNet:
         return load_model(path, device=device)
 
 
-def _check_pair(masks: Sequence[np.ndarray], views: Sequence[CArmView]) -> list[np.ndarray]:
-    if len(masks) != len(views) or len(masks) < 2:
-        raise ShapeError(f"need one mask per view and at least two views, got {len(masks)} masks, {len(views)} views")
-    out = []
-    for i, (m, v) in enumerate(zip(masks, views)):
-        a = np.asarray(m)
-        if a.shape != (v.rows, v.columns):
-            raise ShapeError(f"mask {i} has shape {a.shape}, its view expects {(v.rows, v.columns)}")
-        out.append(a > 0)
-    return out
-
-
 def reconstruct_pair(
     masks: Sequence[np.ndarray],
     views: Sequence[CArmView],
@@ -104,7 +97,7 @@ def reconstruct_pair(
     config: ReconstructConfig = ReconstructConfig(),
 ) -> FrameResult:
     """Reconstruct one frame pair; ``model=None`` keeps every hull voxel (the no-network baseline)."""
-    masks = _check_pair(masks, views)
+    masks = masks_for_views(masks, views)
     times: dict[str, float] = {}
     t = time.perf_counter()
     hull = carve(masks, list(views), SBPConfig(margin_px=config.sbp_margin_px))
@@ -154,8 +147,7 @@ def reconstruct_pair(
 def hull_skeleton_graph(masks: Sequence[np.ndarray], views: Sequence[CArmView],
                         config: ReconstructConfig = ReconstructConfig()) -> FrameResult:
     """Baseline (a): the raw two-view hull skeletonised, no network, no ghost removal."""
-    return reconstruct_pair(masks, views, None, ReconstructConfig(
-        threshold=config.threshold, sbp_margin_px=config.sbp_margin_px, min_component_mm=0.0, prune_ghosts=False))
+    return reconstruct_pair(masks, views, None, config.raw_hull())
 
 
 def paired_frames(case: Case, frames: int | None = None) -> "FramePairing":

@@ -233,9 +233,7 @@ def run(
     use_network = options.method == "network"
     config = options.reconstruct
     if options.method == "hull-skeleton":
-        config = ReconstructConfig(threshold=config.threshold, sbp_margin_px=config.sbp_margin_px,
-                                   min_component_mm=0.0, mesh_sections=config.mesh_sections, threads=config.threads,
-                                   prune_ghosts=False)
+        config = config.raw_hull()
     if use_network and model is None:
         from autocar.reconstruct import default_model
 

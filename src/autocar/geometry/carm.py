@@ -27,6 +27,7 @@ from autocar.errors import GeometryError, ShapeError
 
 __all__ = [
     "CArmView",
+    "masks_for_views",
     "rotation_x",
     "rotation_z",
     "angles_from_direction",
@@ -375,6 +376,26 @@ class CArmView:
             f"spacing {self.spacing_mm[0]:g}x{self.spacing_mm[1]:g} mm, "
             f"{self.rows}x{self.columns} px)"
         )
+
+
+def masks_for_views(masks: Any, views: Any) -> list[np.ndarray]:
+    """Check one (rows, columns) mask per view, at least two views; return them as bool arrays.
+
+    Raises
+    ------
+    ShapeError
+        A different number of masks and views, fewer than two, or a mask
+        whose shape is not its view's detector size (the message names it).
+    """
+    if len(masks) != len(views) or len(masks) < 2:
+        raise ShapeError(f"need one mask per view and at least two views, got {len(masks)} masks, {len(views)} views")
+    out = []
+    for i, (m, v) in enumerate(zip(masks, views)):
+        a = np.asarray(m)
+        if a.shape != (v.rows, v.columns):
+            raise ShapeError(f"mask {i} has shape {a.shape}, its view expects {(v.rows, v.columns)}")
+        out.append(a > 0)
+    return out
 
 
 def _as_points(points: np.ndarray) -> np.ndarray:

@@ -32,11 +32,12 @@ added, and the pruning then removes the ghosts among them. The reconstruction
 after pruning it on its own, which adds fewer ghosts.
 
 The defaults (``max_unique_share`` 0.25, ``tolerance_px`` 2, ``min_new_share``
-0.2, completing from the *pruned* hull graph) were chosen on synthetic seeds 1,500,000-1,500,007, apart from the
-benchmark's held-out seeds. Measured on held-out synthetic pairs (``python benchmarks/bench_reconstruct.py``,
-README "Accuracy"): the hull's centre-line F1 @1 mm rises from 0.35 to about
-0.56 with pruning alone; the network's from 0.66 to about 0.73 with
-completion + pruning (synchronised views).
+0.2, completing from the *pruned* hull graph) were chosen on synthetic seeds
+1,500,000-1,500,007, apart from the benchmark's held-out seeds. Measured on
+10 held-out synchronised pairs (``python benchmarks/bench_reconstruct.py``,
+README "Accuracy"): the hull's centre-line F1 @1 mm rises from 0.344 to
+0.598 with pruning alone; the base network's from 0.721 to 0.763 with
+completion + pruning.
 
 Units: positions and radii in mm (world, DICOM LPS), tolerances in pixels.
 """
@@ -51,8 +52,7 @@ from scipy.spatial import cKDTree
 from skimage.morphology import skeletonize
 
 from autocar.centerline import CenterlineGraph
-from autocar.errors import ShapeError
-from autocar.geometry import CArmView
+from autocar.geometry import CArmView, masks_for_views
 
 __all__ = ["PruneConfig", "PruneReport", "branch_coverage", "complete_from_hull", "prune_redundant_branches"]
 
@@ -137,6 +137,20 @@ def branch_coverage(
     return out
 
 
+def _path_length(graph: CenterlineGraph, path: np.ndarray) -> float:
+    return float(np.linalg.norm(np.diff(graph.nodes[path], axis=0), axis=1).sum())
+
+
+def _edges_of(graph: CenterlineGraph, paths: Sequence[np.ndarray]) -> np.ndarray:
+    """(E,) bool: the edges of ``graph`` that run along any of ``paths`` (node index arrays)."""
+    eid = {(min(i, j), max(i, j)): e for e, (i, j) in enumerate(graph.edges.tolist())}
+    keep = np.zeros(graph.num_edges, bool)
+    for p in paths:
+        for i, j in zip(p[:-1].tolist(), p[1:].tolist()):
+            keep[eid[(min(i, j), max(i, j))]] = True
+    return keep
+
+
 def _subgraph(graph: CenterlineGraph, keep_edges: np.ndarray) -> CenterlineGraph:
     edges = graph.edges[keep_edges]
     used = np.unique(edges)
@@ -189,11 +203,7 @@ def prune_redundant_branches(
     masks : one (H, W) vessel mask per view, the masks the graph was made from.
     views : the matching C-arm views.
     """
-    if len(masks) != len(views) or len(masks) < 2:
-        raise ShapeError(f"need one mask per view and at least two views, got {len(masks)} masks, {len(views)} views")
-    for i, (m, v) in enumerate(zip(masks, views)):
-        if np.shape(m) != (v.rows, v.columns):
-            raise ShapeError(f"mask {i} has shape {np.shape(m)}, its view expects {(v.rows, v.columns)}")
+    masks = masks_for_views(masks, views)
     if graph.num_edges == 0:
         return graph, PruneReport(0, 0, 0.0)
     branches = graph.branches()
@@ -219,8 +229,11 @@ def prune_redundant_branches(
 
     share = np.array([unique_share(b) for b in range(nb)])
     mismatch = _radius_mismatch(graph, branches, masks, views)
-    removed_len = 0.0
-    lengths = np.array([float(np.linalg.norm(np.diff(graph.nodes[b], axis=0), axis=1).sum()) for b in branches])
+    lengths = np.array([_path_length(graph, b) for b in branches])
+    # Per view, which branch covers each (pixel, branch) pair: the branches whose share a
+    # removal can change are those covering one of the removed branch's pixels.
+    pair_pixel = [np.concatenate(per) if nb else np.zeros(0, np.int64) for per in cover]
+    pair_branch = [np.repeat(np.arange(nb), [len(x) for x in per]) for per in cover]
     while True:
         cand = np.flatnonzero(alive & (share < config.max_unique_share))
         if len(cand) == 0:
@@ -229,30 +242,20 @@ def prune_redundant_branches(
         # (a ghost pairs two different vessels); then the shorter one.
         b = int(cand[np.lexsort((lengths[cand], -mismatch[cand]))[0]])
         alive[b] = False
-        removed_len += lengths[b]
-        touched = set()
+        touched: set[int] = set()
         for v in range(len(cover)):
             x = cover[v][b]
             counts[v][x] -= 1
-            # Only branches sharing a pixel with b change their share.
             if len(x):
-                for o in np.flatnonzero(alive):
-                    if len(cover[v][o]) and np.intersect1d(cover[v][o], x, assume_unique=True).size:
-                        touched.add(int(o))
+                touched.update(pair_branch[v][np.isin(pair_pixel[v], x)].tolist())
         for o in touched:
-            share[o] = unique_share(o)
+            if alive[o]:
+                share[o] = unique_share(o)
     if alive.all():
         return graph, PruneReport(nb, 0, 0.0)
-    edge_keep = np.zeros(graph.num_edges, bool)
-    eid = {}
-    for k, (i, j) in enumerate(graph.edges.tolist()):
-        eid[(min(i, j), max(i, j))] = k
-    for b in np.flatnonzero(alive):
-        p = branches[b]
-        for i, j in zip(p[:-1].tolist(), p[1:].tolist()):
-            edge_keep[eid[(min(i, j), max(i, j))]] = True
-    pruned = _drop_small_components(_subgraph(graph, edge_keep), config.min_component_mm)
-    return pruned, PruneReport(nb, int((~alive).sum()), float(removed_len))
+    kept = _subgraph(graph, _edges_of(graph, [branches[b] for b in np.flatnonzero(alive)]))
+    pruned = _drop_small_components(kept, config.min_component_mm)
+    return pruned, PruneReport(nb, int((~alive).sum()), float(lengths[~alive].sum()))
 
 
 def _join(base: CenterlineGraph, extra: CenterlineGraph, join_mm: float) -> CenterlineGraph:
@@ -307,8 +310,7 @@ def complete_from_hull(
         covered = [np.zeros(0, np.int64) for _ in views]
     take = []
     for k, b in enumerate(hb):
-        length = float(np.linalg.norm(np.diff(hull_graph.nodes[b], axis=0), axis=1).sum())
-        if length < min_branch_mm:
+        if _path_length(hull_graph, b) < min_branch_mm:
             continue
         ok = True
         for v in range(len(views)):
@@ -320,11 +322,6 @@ def complete_from_hull(
             take.append(k)
     if not take:
         return graph, 0
-    keep = np.zeros(hull_graph.num_edges, bool)
-    eid = {(min(i, j), max(i, j)): e for e, (i, j) in enumerate(hull_graph.edges.tolist())}
-    for k in take:
-        p = hb[k]
-        for i, j in zip(p[:-1].tolist(), p[1:].tolist()):
-            keep[eid[(min(i, j), max(i, j))]] = True
-    return _join(graph, _subgraph(hull_graph, keep), join_mm), len(take)
+    added = _subgraph(hull_graph, _edges_of(hull_graph, [hb[k] for k in take]))
+    return _join(graph, added, join_mm), len(take)
 
