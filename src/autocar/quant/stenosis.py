@@ -218,7 +218,7 @@ def reference_diameter(
     sigma_mm : Gaussian width of the local fit, mm.
     noise_mm : noise SD of ``diameter_mm``, scalar or (K,), mm.
     iterations : robust re-weighting rounds.
-    junction_zone : samples from ``b - z/2`` to ``b + z`` around each junction ``b``,
+    junction_zone : samples from ``b`` to ``b + z`` past each junction ``b``,
         ``z = junction_zone x`` the diameter there (at most 10 mm), do not enter the fit:
         the lumen of a real bifurcation widens and tapers into the daughters over about
         a parent diameter, which the step alone cannot follow; there the reference is
