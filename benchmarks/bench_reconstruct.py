@@ -34,6 +34,7 @@ hull-skeleton baseline measured in the same run. Run:
 
     python benchmarks/bench_reconstruct.py            # 2 x 12 synthetic pairs (~3 min on 2 cores)
     python benchmarks/bench_reconstruct.py --cases 40 --json bench.json
+    python benchmarks/bench_reconstruct.py --sets ct --scorer RUN/ghost_scorer.json
 """
 
 from __future__ import annotations
@@ -51,6 +52,8 @@ from autocar.metrics import centerline_scores, cl_dice, reprojection_scores
 from autocar.reconstruct import ReconstructConfig, default_model, reconstruct_pair
 from autocar.tubes import tube_mesh
 
+SCORER = None  # ghost scorer of the default method (--scorer; None = the shipped one)
+SETS = ("sync", "weak", "rotated", "ct", "clinical")
 METHODS = ("hull-skeleton", "hull-graph", "network-raw", "network")
 KEYS = ("precision_1mm", "recall_1mm", "f1_1mm", "f1_2mm", "mean_distance_mm", "hd95_mm", "cl_dice",
         "radius_error_mm", "seconds")
@@ -77,7 +80,7 @@ def run_pair(masks, views, model, truth):
         elif method == "network-raw":
             res = reconstruct_pair(masks, views, model, ReconstructConfig(prune_ghosts=False, complete_from_hull=False))
         else:
-            res = reconstruct_pair(masks, views, model)
+            res = reconstruct_pair(masks, views, model, scorer=SCORER)
         g = res.graph
         if g.num_nodes:
             tube_mesh(g)  # the whole static pipeline: SBP + network + graph + mesh
@@ -217,8 +220,19 @@ def main() -> None:
     ap.add_argument("--model", type=Path, default=None, help="weights (default: shipped)")
     ap.add_argument("--data", type=Path, default=Path(__file__).resolve().parents[2] / "shared" / "data")
     ap.add_argument("--json", type=Path, default=None)
+    ap.add_argument("--scorer", type=Path, default=None, help="ghost scorer JSON (default: shipped)")
+    ap.add_argument("--sets", default=",".join(SETS), help=f"comma-separated subset of {','.join(SETS)}")
     args = ap.parse_args()
+    sets = set(args.sets.split(","))
+    if not sets <= set(SETS):
+        ap.error(f"--sets: unknown {sorted(sets - set(SETS))}; choose from {','.join(SETS)}")
     import torch
+
+    global SCORER
+    if args.scorer is not None:
+        from autocar.graph.ghost_score import GhostScorer
+
+        SCORER = GhostScorer.load(args.scorer)
 
     torch.set_num_threads(2)
     if args.model is not None:
@@ -228,23 +242,27 @@ def main() -> None:
     else:
         model = default_model()
     report = {}
-    report["synthetic_synchronised"] = table(
-        "held-out synthetic pairs, perfectly synchronised (B sees A's tree)",
-        synthetic(args.cases, model, synchronised=True), KEYS)
-    report["synthetic_weak_sync"] = table(
-        "held-out synthetic pairs, weakly synchronised (B lags 2-8 % of the cycle, recorded 3-8 s later in breath-hold)",
-        synthetic(args.cases, model, synchronised=False), KEYS)
-    report["synthetic_rotated"] = table(
-        "held-out synthetic pairs, synchronised, whole tree turned 30 deg about a random axis",
-        rotated(args.cases, model), KEYS)
-    trees = ct_trees(args.data)
-    if trees:
-        report["real_ct"] = table(
-            "real CT anatomy rendered in 3 standard view pairs each: " + ", ".join(t[0] for t in trees),
-            real_ct(trees, model), KEYS)
-    else:
-        print(f"\n(skipped the real CT trees: none under {args.data})")
-    if (args.data / "clinical-rca-masks").is_dir():
+    if "sync" in sets:
+        report["synthetic_synchronised"] = table(
+            "held-out synthetic pairs, perfectly synchronised (B sees A's tree)",
+            synthetic(args.cases, model, synchronised=True), KEYS)
+    if "weak" in sets:
+        report["synthetic_weak_sync"] = table(
+            "held-out synthetic pairs, weakly synchronised (B lags 2-8 % of the cycle, recorded 3-8 s later in breath-hold)",
+            synthetic(args.cases, model, synchronised=False), KEYS)
+    if "rotated" in sets:
+        report["synthetic_rotated"] = table(
+            "held-out synthetic pairs, synchronised, whole tree turned 30 deg about a random axis",
+            rotated(args.cases, model), KEYS)
+    if "ct" in sets:
+        trees = ct_trees(args.data)
+        if trees:
+            report["real_ct"] = table(
+                "real CT anatomy rendered in 3 standard view pairs each: " + ", ".join(t[0] for t in trees),
+                real_ct(trees, model), KEYS)
+        else:
+            print(f"\n(skipped the real CT trees: none under {args.data})")
+    if "clinical" in sets and (args.data / "clinical-rca-masks").is_dir():
         report["clinical"] = table("real clinical RCA masks, reprojection Dice (no 3D truth)",
                                    clinical(args.data, model), ("reproj_dice_0", "reproj_dice_1", "seconds"))
     if args.json:

@@ -425,6 +425,36 @@ def train_seg2d_command(
         _fail(exc)
 
 
+@app.command("train-ghost-scorer")
+def train_ghost_scorer_command(
+    out: Path = typer.Argument(..., help="Folder for ghost_scorer.json (scorer, config, metrics) and train_log.jsonl."),
+    cases: int = typer.Option(64, "--cases", min=1, help="Synthetic training pairs (seeds SEED + i)."),
+    val_cases: int = typer.Option(16, "--val-cases", min=1, help="Validation pairs (seeds VAL_SEED + i)."),
+    seed: int = typer.Option(1_600_000, "--seed"),
+    val_seed: int = typer.Option(1_700_000, "--val-seed"),
+    rounds: int = typer.Option(2, "--rounds", min=1, help="Collection rounds (2+: later rounds prune in the learned order)."),
+    l2: float = typer.Option(1e-2, "--l2", min=0.0),
+    threads: int = typer.Option(2, "--threads", min=1),
+    model: Optional[Path] = typer.Option(None, "--model", exists=True, dir_okay=False,
+                                         help="Static network weights (default: the shipped ones)."),
+    features: Optional[str] = typer.Option(None, "--features",
+                                           help="Comma-separated subset of the branch features (default: all)."),
+) -> None:
+    """Fit the learned ghost-branch score used to order ghost pruning (see src/autocar/weights/README.md)."""
+    from autocar.errors import AutocarError
+    from autocar.graph.ghost_score import FEATURES, train_ghost_scorer
+
+    try:
+        chosen = FEATURES if features is None else tuple(f.strip() for f in features.split(",") if f.strip())
+        data = train_ghost_scorer(out, cases=cases, val_cases=val_cases, seed=seed, val_seed=val_seed, l2=l2,
+                                  rounds=rounds, threads=threads, model_path=model, features=chosen)
+    except (AutocarError, ValueError, FileNotFoundError) as exc:
+        _fail(exc)
+    m = data["metrics"]
+    typer.echo(f"ghost scorer: {Path(out) / 'ghost_scorer.json'}; validation AUC {m['val_auc']:.3f} "
+               f"(width mismatch alone {m['val_auc_width_mismatch_alone']:.3f}), accuracy {m['val_accuracy']:.3f}")
+
+
 @app.command()
 def demo(
     out: Path = typer.Option(Path("demo-out"), "-o", "--out", help="Folder for the demo outputs."),

@@ -21,6 +21,7 @@ from autocar.centerline import CenterlineGraph
 from autocar.errors import CaseFormatError, ShapeError
 from autocar.geometry import CArmView, masks_for_views
 from autocar.graph.extract import EMPTY_GRAPH, extract_graph
+from autocar.graph.ghost_score import GhostScorer, default_scorer, node_probability
 from autocar.graph.prune import PruneConfig, complete_from_hull, prune_redundant_branches
 from autocar.io.case import Case
 from autocar.io.results import Reconstruction
@@ -52,6 +53,14 @@ class ReconstructConfig:
     complete_from_hull : with a network, first add the branches of the (ghost-pruned)
         hull graph that explain pixels the network's tree leaves unexplained in every
         view (:func:`autocar.graph.prune.complete_from_hull`).
+    learned_ghost_order : with a network, both prunings remove the redundant branch
+        the shipped ghost scorer (:mod:`autocar.graph.ghost_score`) finds most likely a
+        ghost first; False keeps the hand-made order (largest width disagreement first).
+    max_ghost_probability : with the learned order, the final pruning also removes
+        branches the scorer gives a higher ghost probability even when they are the only
+        explanation of some pixels; 1 (default) = never. On the tuning pairs
+        (``benchmarks/tune_prune.py --only-order``) 0.8 trades recall for precision:
+        F1 @1 mm 0.789 -> 0.784 synchronised, 0.648 -> 0.654 weakly synchronised.
     """
 
     threshold: float = 0.2
@@ -61,6 +70,8 @@ class ReconstructConfig:
     threads: int = 2
     prune_ghosts: bool = True
     complete_from_hull: bool = True
+    learned_ghost_order: bool = True
+    max_ghost_probability: float = 1.0
 
     def raw_hull(self) -> "ReconstructConfig":
         """The same options for baseline (a), ``--method hull-skeleton``: every hull voxel's
@@ -95,8 +106,17 @@ def reconstruct_pair(
     views: Sequence[CArmView],
     model: AutocarNet | None,
     config: ReconstructConfig = ReconstructConfig(),
+    *,
+    scorer: GhostScorer | None = None,
+    examples: list | None = None,
 ) -> FrameResult:
-    """Reconstruct one frame pair; ``model=None`` keeps every hull voxel (the no-network baseline)."""
+    """Reconstruct one frame pair; ``model=None`` keeps every hull voxel (the no-network baseline).
+
+    ``scorer`` replaces the shipped ghost scorer (used only when
+    ``config.learned_ghost_order`` and a model is given). ``examples``, when a list,
+    collects the branch features of both prunings (:func:`autocar.graph.ghost_score.
+    train_ghost_scorer`'s training data; see :func:`prune_redundant_branches`).
+    """
     masks = masks_for_views(masks, views)
     times: dict[str, float] = {}
     t = time.perf_counter()
@@ -120,6 +140,14 @@ def reconstruct_pair(
                           min_component_mm=config.min_component_mm)
     times["graph"] = time.perf_counter() - t
     post: dict[str, float] = {}
+    if model is None or not config.learned_ghost_order or not (config.prune_ghosts or config.complete_from_hull):
+        scorer = None  # (its features include the network's probability)
+    elif scorer is None:
+        scorer = default_scorer()
+
+    def probability_at(g: CenterlineGraph) -> np.ndarray | None:
+        return None if model is None else node_probability(hull, prob, g.nodes)
+
     if model is not None and config.complete_from_hull:
         t = time.perf_counter()
         hull_graph = extract_graph(hull, np.ones(n, np.float32), masks, views, threshold=0.5,
@@ -127,13 +155,16 @@ def reconstruct_pair(
         # Complete from the hull graph pruned on its own: fewer ghosts to add (F1 @1 mm
         # 0.74 -> 0.78 on tuning seeds 1.5e6+, synchronised).
         hull_graph, _ = prune_redundant_branches(hull_graph, masks, views,
-                                                 PruneConfig(min_component_mm=config.min_component_mm))
+                                                 PruneConfig(min_component_mm=config.min_component_mm),
+                                                 scorer=scorer, node_prob=probability_at(hull_graph),
+                                                 examples=examples)
         graph, added = complete_from_hull(graph, hull_graph, masks, views)
         post["branches_added_from_hull"] = added
         times["complete"] = time.perf_counter() - t
     if config.prune_ghosts and graph.num_edges:
         t = time.perf_counter()
-        graph, report = prune_redundant_branches(graph, masks, views, PruneConfig(min_component_mm=config.min_component_mm))
+        graph, report = prune_redundant_branches(graph, masks, views, PruneConfig(min_component_mm=config.min_component_mm, max_ghost_probability=config.max_ghost_probability),
+                                                 scorer=scorer, node_prob=probability_at(graph), examples=examples)
         post["ghost_branches_removed"] = report.removed
         post["ghost_length_removed_mm"] = round(report.removed_length_mm, 1)
         times["prune"] = time.perf_counter() - t

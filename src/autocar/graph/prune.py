@@ -46,6 +46,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
 import numpy as np
 from scipy.spatial import cKDTree
@@ -53,6 +54,9 @@ from skimage.morphology import skeletonize
 
 from autocar.centerline import CenterlineGraph
 from autocar.geometry import CArmView, masks_for_views
+
+if TYPE_CHECKING:
+    from autocar.graph.ghost_score import GhostScorer
 
 __all__ = ["PruneConfig", "PruneReport", "branch_coverage", "complete_from_hull", "prune_redundant_branches"]
 
@@ -77,6 +81,7 @@ class PruneConfig:
     end_trim_mm: float = 1.0
     step_mm: float = 0.25
     min_component_mm: float = 8.0
+    max_ghost_probability: float = 1.0
 
 
 @dataclass(frozen=True)
@@ -170,23 +175,23 @@ def _drop_small_components(graph: CenterlineGraph, min_mm: float) -> CenterlineG
     return _subgraph(graph, keep_node[graph.edges[:, 0]])
 
 
-def _radius_mismatch(
-    graph: CenterlineGraph, branches: Sequence[np.ndarray], masks: Sequence[np.ndarray], views: Sequence[CArmView]
-) -> np.ndarray:
-    """Per branch: median over its nodes of |log(r_A / r_B)| of the 2D-measured radii (0 when unmeasured)."""
-    from autocar.graph.extract import radii_per_view
-
-    lr = np.log(radii_per_view(graph, masks, views))  # radii are >= 0.5 px: finite or NaN
-    measured = np.isfinite(lr)
-    hi = np.where(measured, lr, -np.inf).max(axis=0)
-    lo = np.where(measured, lr, np.inf).min(axis=0)
-    spread = np.where(measured.sum(axis=0) >= 2, hi - lo, np.nan)
+def _radius_mismatch(spread_log: np.ndarray, branches: Sequence[np.ndarray]) -> np.ndarray:
+    """Per branch: median over its nodes of |log(r_A / r_B)| (``spread_log``, (N,), NaN
+    where fewer than two views measured the node); 0 when unmeasured."""
     out = np.zeros(len(branches))
     for k, b in enumerate(branches):
-        v = spread[b]
+        v = spread_log[b]
         v = v[np.isfinite(v)]
         out[k] = float(np.median(v)) if len(v) else 0.0
     return out
+
+
+def _log_radius_spread(per_view: np.ndarray) -> np.ndarray:
+    lr = np.log(per_view)  # radii are >= 0.5 px: finite or NaN
+    measured = np.isfinite(lr)
+    hi = np.where(measured, lr, -np.inf).max(axis=0)
+    lo = np.where(measured, lr, np.inf).min(axis=0)
+    return np.where(measured.sum(axis=0) >= 2, hi - lo, np.nan)
 
 
 def prune_redundant_branches(
@@ -194,6 +199,10 @@ def prune_redundant_branches(
     masks: Sequence[np.ndarray],
     views: Sequence[CArmView],
     config: PruneConfig = PruneConfig(),
+    *,
+    scorer: "GhostScorer | None" = None,
+    node_prob: np.ndarray | None = None,
+    examples: list | None = None,
 ) -> tuple[CenterlineGraph, PruneReport]:
     """Remove ghost branches (see the module doc); returns the pruned graph and a report.
 
@@ -202,6 +211,13 @@ def prune_redundant_branches(
     graph : the reconstructed centre-line graph (mm), radii set.
     masks : one (H, W) vessel mask per view, the masks the graph was made from.
     views : the matching C-arm views.
+    scorer : learned ghost score (:mod:`autocar.graph.ghost_score`); when given, the
+        redundant branch it finds most likely a ghost goes first instead of the one with
+        the largest width disagreement.
+    node_prob : (N,) network occupancy probability at the nodes (a scorer feature);
+        None = 1 everywhere (no network).
+    examples : when a list, ``(features (B, F), branches, graph)`` of the branches
+        before pruning is appended to it (training data of the scorer).
     """
     masks = masks_for_views(masks, views)
     if graph.num_edges == 0:
@@ -228,14 +244,33 @@ def prune_redundant_branches(
         return max(shares) if shares else 0.0
 
     share = np.array([unique_share(b) for b in range(nb)])
-    mismatch = _radius_mismatch(graph, branches, masks, views)
+    from autocar.graph.extract import radii_per_view
+
+    per_view = radii_per_view(graph, masks, views)
+    mismatch = _radius_mismatch(_log_radius_spread(per_view), branches)
+    if scorer is not None or examples is not None:
+        from autocar.graph.ghost_score import branch_features
+
+        shares = np.full((len(cover), nb), np.nan)
+        for v in range(len(cover)):
+            for b in range(nb):
+                x = cover[v][b]
+                if len(x):
+                    shares[v, b] = np.count_nonzero(counts[v][x] == 1) / len(x)
+        feats = branch_features(graph, branches, masks, views, shares, mismatch, node_prob)
+        if examples is not None:
+            examples.append((feats, branches, graph))
+        if scorer is not None:
+            # The order key: most likely ghost first.
+            mismatch = scorer.ghost_probability(feats)
+    sure_ghost = (mismatch > config.max_ghost_probability) if scorer is not None else np.zeros(nb, bool)
     lengths = np.array([_path_length(graph, b) for b in branches])
     # Per view, which branch covers each (pixel, branch) pair: the branches whose share a
     # removal can change are those covering one of the removed branch's pixels.
     pair_pixel = [np.concatenate(per) if nb else np.zeros(0, np.int64) for per in cover]
     pair_branch = [np.repeat(np.arange(nb), [len(x) for x in per]) for per in cover]
     while True:
-        cand = np.flatnonzero(alive & (share < config.max_unique_share))
+        cand = np.flatnonzero(alive & ((share < config.max_unique_share) | sure_ghost))
         if len(cand) == 0:
             break
         # Among the redundant branches, the one whose widths disagree most between the views first

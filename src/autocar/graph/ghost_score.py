@@ -1,0 +1,459 @@
+"""A learned score of how likely a centre-line branch is a two-view ghost.
+
+Ghost pruning (:func:`autocar.graph.prune.prune_redundant_branches`) decides
+which of the redundant branches goes first; where a real branch and the
+ghosts crossing it cover each other's 2D pixels the order decides which
+survives. The hand-made order (largest disagreement of the 2D widths
+between the views first) uses one cue. This module combines several cues
+of a branch into one probability of being a ghost with a logistic
+regression trained on synthetic pairs with known truth
+(:func:`train_ghost_scorer`, ``autocar train-ghost-scorer``).
+
+Features of a branch (an unbranched path of the graph, :data:`FEATURES`):
+
+- ``width_mismatch``: median over its nodes of ``|log(r_A / r_B)|`` of the
+  radii measured in each view's mask (a ghost pairs two different vessels);
+- ``prob_mean``, ``prob_low``: mean and 10th percentile of the network's
+  occupancy probability at its nodes (the hull voxel each node lies in; 0 off
+  the hull, 1 for every node when there is no network);
+- ``log_length``: ``log(1 + length / 1 mm)``;
+- ``radius_mm``: median radius (fused ghost blobs are wide);
+- ``share_max``, ``share_min``: largest and smallest over the views of the
+  share of the 2D skeleton pixels it covers that no other branch covers;
+- ``tips``: how many of its two ends are free ends (degree 1);
+- ``off_ridge_px``: mean over views and samples of the distance (px) from
+  its projection to the nearest 2D skeleton pixel (skeletons of fused hull
+  blobs run off-centre; real centre lines project onto the 2D centre line);
+- ``depth_spread``: largest over the views of the standard deviation of the
+  node depths along the view's axis, divided by the length (how much the
+  branch runs along a ray, where two-view triangulation is ill-conditioned).
+
+Units: mm for positions, radii and lengths, pixels in the images.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+from collections.abc import Sequence
+from dataclasses import dataclass
+from importlib import resources
+from pathlib import Path
+
+import numpy as np
+from scipy import ndimage
+from skimage.morphology import skeletonize
+
+from autocar.centerline import CenterlineGraph
+from autocar.geometry import CArmView
+
+__all__ = [
+    "FEATURES",
+    "GhostScorer",
+    "node_probability",
+    "branch_features",
+    "fit_logistic",
+    "default_scorer",
+]
+
+FEATURES = (
+    "width_mismatch",
+    "prob_mean",
+    "prob_low",
+    "log_length",
+    "radius_mm",
+    "share_max",
+    "share_min",
+    "tips",
+    "off_ridge_px",
+    "depth_spread",
+)
+
+SCORER_FILE = "ghost_scorer.json"
+
+
+@dataclass(frozen=True)
+class GhostScorer:
+    """Logistic regression over standardised branch features.
+
+    ``P(ghost) = sigmoid(bias + sum_f coef_f (x_f - mean_f) / scale_f)``.
+    """
+
+    features: tuple[str, ...]
+    mean: np.ndarray
+    scale: np.ndarray
+    coef: np.ndarray
+    bias: float
+
+    def __post_init__(self) -> None:
+        f = len(self.features)
+        for name in ("mean", "scale", "coef"):
+            a = np.asarray(getattr(self, name), dtype=np.float64)
+            if a.shape != (f,) or not np.all(np.isfinite(a)):
+                raise ValueError(f"GhostScorer.{name} must hold {f} finite numbers, got shape {a.shape}")
+            object.__setattr__(self, name, a)
+        if np.any(self.scale <= 0):
+            raise ValueError("GhostScorer.scale must be > 0")
+        if not math.isfinite(self.bias):
+            raise ValueError("GhostScorer.bias must be finite")
+        unknown = set(self.features) - set(FEATURES)
+        if unknown:
+            raise ValueError(f"GhostScorer has unknown features {sorted(unknown)}; known: {FEATURES}")
+
+    def ghost_probability(self, x: np.ndarray) -> np.ndarray:
+        """(B, len(FEATURES)) features (columns in :data:`FEATURES` order) -> (B,) P(ghost)."""
+        x = np.asarray(x, dtype=np.float64)
+        if x.ndim != 2 or x.shape[1] != len(FEATURES):
+            raise ValueError(f"features must have shape (B, {len(FEATURES)}), got {x.shape}")
+        cols = [FEATURES.index(f) for f in self.features]
+        z = (x[:, cols] - self.mean) / self.scale
+        return 1.0 / (1.0 + np.exp(-(z @ self.coef + self.bias)))
+
+    def to_dict(self) -> dict:
+        return {
+            "features": list(self.features),
+            "mean": [float(v) for v in self.mean],
+            "scale": [float(v) for v in self.scale],
+            "coef": [float(v) for v in self.coef],
+            "bias": float(self.bias),
+        }
+
+    @classmethod
+    def from_dict(cls, d: dict) -> "GhostScorer":
+        try:
+            return cls(tuple(d["features"]), np.asarray(d["mean"]), np.asarray(d["scale"]),
+                       np.asarray(d["coef"]), float(d["bias"]))
+        except (KeyError, TypeError) as e:
+            raise ValueError(f"not a ghost scorer: {e}") from None
+
+    @classmethod
+    def load(cls, path: str | Path) -> "GhostScorer":
+        path = Path(path)
+        try:
+            data = json.loads(path.read_text())
+        except (OSError, json.JSONDecodeError) as e:
+            raise ValueError(f"{path}: cannot read a ghost scorer: {e}") from None
+        try:
+            return cls.from_dict(data.get("scorer", data) if isinstance(data, dict) else data)
+        except ValueError as e:
+            raise ValueError(f"{path}: {e}") from None
+
+
+_DEFAULT: GhostScorer | None = None
+
+
+def default_scorer() -> GhostScorer:
+    """The scorer shipped in the package (``weights/ghost_scorer.json``, trained by
+    ``autocar train-ghost-scorer``; see weights/README.md)."""
+    global _DEFAULT
+    if _DEFAULT is None:
+        ref = resources.files("autocar") / "weights" / SCORER_FILE
+        with resources.as_file(ref) as path:
+            if not Path(path).is_file():
+                raise FileNotFoundError(f"shipped ghost scorer {path} is missing from the installed package")
+            _DEFAULT = GhostScorer.load(path)
+    return _DEFAULT
+
+
+def node_probability(hull, probability: np.ndarray, nodes: np.ndarray) -> np.ndarray:
+    """Occupancy probability (N,) of the hull voxel each node (N, 3) mm lies in; 0 off the hull.
+
+    ``hull`` is a :class:`autocar.sbp.carve.SparseHull` (coords sorted
+    lexicographically), ``probability`` its per-voxel (M,) values.
+    """
+    nodes = np.asarray(nodes, dtype=np.float64).reshape(-1, 3)
+    out = np.zeros(len(nodes))
+    if len(nodes) == 0 or len(hull.coords) == 0:
+        return out
+    idx = np.round((nodes - np.asarray(hull.origin_mm)) / hull.voxel_mm).astype(np.int64)
+    c = hull.coords.astype(np.int64)
+    lo = np.minimum(c.min(axis=0), idx.min(axis=0))
+    span = np.maximum(c.max(axis=0), idx.max(axis=0)) - lo + 1
+    key = lambda a: ((a[:, 0] - lo[0]) * span[1] + (a[:, 1] - lo[1])) * span[2] + (a[:, 2] - lo[2])  # noqa: E731
+    hk = key(c)
+    order = np.argsort(hk, kind="stable")
+    hk = hk[order]
+    nk = key(idx)
+    pos = np.clip(np.searchsorted(hk, nk), 0, len(hk) - 1)
+    hit = hk[pos] == nk
+    out[hit] = np.asarray(probability, dtype=np.float64)[order[pos[hit]]]
+    return out
+
+
+def _skeleton_distance(mask: np.ndarray) -> np.ndarray:
+    sk = skeletonize(np.asarray(mask, bool))
+    if not sk.any():
+        return np.full(np.shape(mask), np.inf)
+    return ndimage.distance_transform_edt(~sk)
+
+
+def branch_features(
+    graph: CenterlineGraph,
+    branches: Sequence[np.ndarray],
+    masks: Sequence[np.ndarray],
+    views: Sequence[CArmView],
+    shares: np.ndarray,
+    width_mismatch: np.ndarray,
+    node_prob: np.ndarray | None = None,
+) -> np.ndarray:
+    """Features (B, len(FEATURES)) of each branch, columns in :data:`FEATURES` order.
+
+    Parameters
+    ----------
+    graph : the graph the branches index, mm.
+    branches : B node-index paths (:meth:`CenterlineGraph.branches`).
+    masks, views : one (H, W) mask and C-arm view per view.
+    shares : (V, B) unique share of each branch's covered skeleton pixels per view
+        (NaN where it covers none).
+    width_mismatch : (B,) median ``|log(r_A / r_B)|`` of each branch's 2D-measured radii.
+    node_prob : (N,) network probability at the nodes; None = 1 everywhere.
+    """
+    nb = len(branches)
+    x = np.zeros((nb, len(FEATURES)))
+    if nb == 0:
+        return x
+    prob = np.ones(graph.num_nodes) if node_prob is None else np.asarray(node_prob, dtype=np.float64)
+    deg = graph.degrees()
+    sdist = [_skeleton_distance(m) for m in masks]
+    sh = np.asarray(shares, dtype=np.float64)
+    for k, b in enumerate(branches):
+        p = graph.nodes[b]
+        seg = np.linalg.norm(np.diff(p, axis=0), axis=1)
+        length = float(seg.sum())
+        x[k, 0] = float(width_mismatch[k])
+        x[k, 1] = float(prob[b].mean())
+        x[k, 2] = float(np.percentile(prob[b], 10))
+        x[k, 3] = math.log1p(length)
+        x[k, 4] = float(np.median(graph.radii[b]))
+        s = sh[:, k][np.isfinite(sh[:, k])]
+        x[k, 5] = float(s.max()) if len(s) else 0.0
+        x[k, 6] = float(s.min()) if len(s) else 0.0
+        x[k, 7] = float(int(deg[b[0]] == 1) + int(deg[b[-1]] == 1))
+        off = []
+        for dmap, view in zip(sdist, views):
+            rc, _ = view.project(p)
+            r = np.round(rc)
+            ok = np.all(np.isfinite(r), axis=1)
+            r = r[ok].astype(np.int64)
+            inside = (r[:, 0] >= 0) & (r[:, 0] < dmap.shape[0]) & (r[:, 1] >= 0) & (r[:, 1] < dmap.shape[1])
+            d = np.full(len(r), 20.0)
+            d[inside] = np.minimum(dmap[r[inside, 0], r[inside, 1]], 20.0)
+            if len(d):
+                off.append(float(d.mean()))
+        x[k, 8] = float(np.mean(off)) if off else 20.0
+        x[k, 9] = max(float(np.std(view.depth(p))) for view in views) / max(length, 1.0)
+    return x
+
+
+def fit_logistic(x: np.ndarray, y: np.ndarray, w: np.ndarray | None = None, *, l2: float = 1e-2,
+                 iterations: int = 50, features: Sequence[str] = FEATURES) -> GhostScorer:
+    """Weighted L2-regularised logistic regression by Newton's method (IRLS).
+
+    x : (B, len(FEATURES)) features; y : (B,) 1 = ghost, 0 = real; w : (B,) sample
+    weights (e.g. branch length), None = 1. ``features`` picks the columns used.
+    """
+    x = np.asarray(x, dtype=np.float64)
+    y = np.asarray(y, dtype=np.float64)
+    if x.ndim != 2 or x.shape[1] != len(FEATURES) or y.shape != (len(x),):
+        raise ValueError(f"x must have shape (B, {len(FEATURES)}) and y shape (B,), got {x.shape} and {y.shape}")
+    if len(x) == 0 or not np.all(np.isfinite(x)):
+        raise ValueError("fit_logistic needs at least one example and finite features")
+    w = np.ones(len(x)) if w is None else np.asarray(w, dtype=np.float64)
+    w = w / w.mean()
+    cols = [FEATURES.index(f) for f in features]
+    xs = x[:, cols]
+    mean = np.average(xs, axis=0, weights=w)
+    scale = np.sqrt(np.average((xs - mean) ** 2, axis=0, weights=w))
+    scale = np.where(scale > 1e-9, scale, 1.0)
+    z = np.concatenate([(xs - mean) / scale, np.ones((len(xs), 1))], axis=1)
+    beta = np.zeros(z.shape[1])
+    reg = np.full(z.shape[1], l2 * len(xs))
+    reg[-1] = 0.0
+    for _ in range(iterations):
+        p = 1.0 / (1.0 + np.exp(-np.clip(z @ beta, -30, 30)))
+        g = z.T @ (w * (p - y)) + reg * beta
+        h = (z * (w * p * (1 - p))[:, None]).T @ z + np.diag(reg) + 1e-9 * np.eye(len(beta))
+        step = np.linalg.solve(h, g)
+        beta -= step
+        if np.max(np.abs(step)) < 1e-8:
+            break
+    return GhostScorer(tuple(features), mean, scale, beta[:-1], float(beta[-1]))
+
+
+# ------------------------------------------------------------------ training
+def branch_labels(graph: CenterlineGraph, branches: Sequence[np.ndarray], truth: CenterlineGraph,
+                  tol_mm: float = 1.0) -> tuple[np.ndarray, np.ndarray]:
+    """(B,) label 1 = ghost (fewer than half its points within ``tol_mm`` of the true centre
+    line, sampled every 0.25 mm) and (B,) weight = branch length (mm)."""
+    from scipy.spatial import cKDTree
+
+    pts = truth.sample_segments(0.25)[0]
+    tree = cKDTree(pts)
+    y = np.zeros(len(branches))
+    w = np.zeros(len(branches))
+    for k, b in enumerate(branches):
+        p = graph.nodes[b]
+        seg = np.linalg.norm(np.diff(p, axis=0), axis=1)
+        s = np.concatenate([[0.0], np.cumsum(seg)])
+        t = np.arange(0.0, s[-1] + 1e-9, 0.25) if s[-1] > 0 else np.zeros(1)
+        q = np.stack([np.interp(t, s, p[:, j]) for j in range(3)], axis=1)
+        y[k] = float(np.mean(tree.query(q)[0] <= tol_mm) < 0.5)
+        w[k] = max(float(s[-1]), 0.25)
+    return y, w
+
+
+def weighted_auc(score: np.ndarray, y: np.ndarray, w: np.ndarray) -> float:
+    """Area under the ROC curve of ``score`` for label ``y`` (1 = positive), examples weighted by ``w``."""
+    score, y, w = (np.asarray(a, dtype=np.float64) for a in (score, y, w))
+    pos, neg = w * (y == 1), w * (y == 0)
+    if pos.sum() == 0 or neg.sum() == 0:
+        return float("nan")
+    order = np.argsort(score, kind="stable")
+    s, pos, neg = score[order], pos[order], neg[order]
+    # Ties count half: group equal scores.
+    _, start = np.unique(s, return_index=True)
+    ends = np.append(start[1:], len(s))
+    below = 0.0
+    area = 0.0
+    for a, b in zip(start, ends):
+        p, n = pos[a:b].sum(), neg[a:b].sum()
+        area += p * (below + 0.5 * n)
+        below += n
+    return float(area / (pos.sum() * neg.sum()))
+
+
+def _draw_pair(seed: int, index: int):
+    """Synthetic training pair number ``index``: left/right alternate, every other pair is
+    perfectly synchronised, the rest weakly synchronised as ``autocar synth`` makes them."""
+    from autocar.synth.cases import SynthCaseConfig, synthesize_case
+
+    side = "left" if index % 2 == 0 else "right"
+    sync = {"lag_range": (0.0, 0.0), "view_b_delay_s": (0.0, 0.0)} if (index // 2) % 2 == 0 else {}
+    sc = synthesize_case(SynthCaseConfig(side=side, frames=1, n_stenoses=1, **sync), rng=seed + index)
+    a, b = sc.case.views
+    return [a.frames[0], b.frames[0]], [a.view, b.view], sc.truth[0]
+
+
+def collect_examples(seed: int, cases: int, model, *, scorer: GhostScorer | None = None, threads: int = 2,
+                     progress: bool = False):
+    """Branch features, ghost labels and length weights from both prunings of ``cases``
+    reconstructions of synthetic pairs ``seed + i`` (pruning order: ``scorer``'s, or the
+    hand-made one when None).
+
+    Returns x (B, F), y (B,), w (B,) and per-case counts (list of dicts).
+    """
+    from autocar.reconstruct import ReconstructConfig, reconstruct_pair
+
+    xs, ys, ws, log = [], [], [], []
+    it = range(cases)
+    if progress:
+        from tqdm import tqdm
+
+        it = tqdm(it, desc=f"pairs from seed {seed}", unit="pair")
+    for i in it:
+        masks, views, truth = _draw_pair(seed, i)
+        ex: list = []
+        reconstruct_pair(masks, views, model, ReconstructConfig(threads=threads, learned_ghost_order=scorer is not None),
+                         scorer=scorer, examples=ex)
+        for feats, branches, graph in ex:
+            y, w = branch_labels(graph, branches, truth)
+            xs.append(feats)
+            ys.append(y)
+            ws.append(w)
+        log.append({"seed": seed + i, "branches": int(sum(len(e[1]) for e in ex)),
+                    "ghost_mm": round(float(sum((ws[-k - 1] * ys[-k - 1]).sum() for k in range(len(ex)))), 1)})
+    if not xs:
+        return np.zeros((0, len(FEATURES))), np.zeros(0), np.zeros(0), log
+    return np.vstack(xs), np.concatenate(ys), np.concatenate(ws), log
+
+
+def train_ghost_scorer(
+    out_dir: str | Path,
+    *,
+    cases: int = 64,
+    val_cases: int = 16,
+    seed: int = 1_600_000,
+    val_seed: int = 1_700_000,
+    l2: float = 1e-2,
+    rounds: int = 2,
+    threads: int = 2,
+    model_path: str | Path | None = None,
+    features: Sequence[str] = FEATURES,
+    progress: bool = True,
+) -> dict:
+    """Fit the ghost scorer on synthetic pairs and write ``out_dir/ghost_scorer.json``
+    (scorer, config, validation metrics) and ``out_dir/train_log.jsonl`` (one line per pair).
+
+    Training pairs: seeds ``seed .. seed + cases - 1``; validation pairs ``val_seed ..``
+    (both apart from the network's training seeds, its validation seeds 1,000,000+ and
+    the benchmark's 2,000,000+). Round 1 collects the branches the hand-made pruning
+    order meets; each further round reconstructs the same pairs again with the previous
+    round's scorer ordering the pruning (the branches the learned order meets differ),
+    adds them and refits on everything. Returns the JSON written.
+    """
+    import time
+
+    import torch
+
+    from autocar.io.atomic import atomic_write_json, atomic_write_text
+    from autocar.net.train import load_model
+    from autocar.reconstruct import default_model
+
+    for name, v, lo in (("cases", cases, 1), ("val_cases", val_cases, 1), ("threads", threads, 1),
+                        ("rounds", rounds, 1)):
+        if isinstance(v, bool) or not isinstance(v, int) or v < lo:
+            raise ValueError(f"{name} must be an integer >= {lo}, got {v!r}")
+    features = tuple(features)
+    if not features or not set(features) <= set(FEATURES):
+        raise ValueError(f"features must be a non-empty subset of {FEATURES}, got {features}")
+    if abs(seed - val_seed) < max(cases, val_cases):
+        raise ValueError(f"training seeds {seed}+ and validation seeds {val_seed}+ overlap")
+    torch.set_num_threads(threads)
+    model = default_model() if model_path is None else load_model(model_path)
+    t0 = time.perf_counter()
+    parts: list[tuple[np.ndarray, np.ndarray, np.ndarray]] = []
+    log: list[dict] = []
+    scorer: GhostScorer | None = None
+    history = []
+    for r in range(rounds):
+        x, y, w, rlog = collect_examples(seed, cases, model, scorer=scorer, threads=threads, progress=progress)
+        parts.append((x, y, w))
+        log += [{"round": r + 1, **row} for row in rlog]
+        x, y, w = (np.concatenate([p[k] for p in parts]) for k in range(3))
+        if len(np.unique(y)) < 2:
+            raise ValueError("the training pairs gave only one class of branch; use more cases")
+        scorer = fit_logistic(x, y, w, l2=l2, features=features)
+        history.append({"round": r + 1, "train_branches": int(len(y)), "coef": [round(float(c), 4) for c in scorer.coef]})
+    assert scorer is not None
+    # Validation: the branches the final scorer meets when it orders the pruning.
+    xv, yv, wv, vlog = collect_examples(val_seed, val_cases, model, scorer=scorer, threads=threads, progress=progress)
+    pv = scorer.ghost_probability(xv)
+    metrics = {
+        "train_branches": int(len(y)),
+        "train_ghost_length_share": round(float((w * y).sum() / w.sum()), 4),
+        "val_branches": int(len(yv)),
+        "val_ghost_length_share": round(float((wv * yv).sum() / wv.sum()), 4) if len(wv) else None,
+        "val_auc": round(weighted_auc(pv, yv, wv), 4),
+        "val_auc_width_mismatch_alone": round(weighted_auc(xv[:, 0], yv, wv), 4),
+        "val_accuracy": round(float(np.sum(wv * ((pv >= 0.5) == (yv == 1))) / wv.sum()), 4),
+        "seconds": round(time.perf_counter() - t0, 1),
+        "rounds": history,
+    }
+    config = {"cases": cases, "val_cases": val_cases, "seed": seed, "val_seed": val_seed, "l2": l2, "rounds": rounds,
+              "features": list(features),
+              "threads": threads, "model": "shipped autocar_static.pt" if model_path is None else str(model_path),
+              "label": "ghost = fewer than half of the branch's points within 1 mm of the true centre line",
+              "weight": "branch length (mm)",
+              "order_during_collection": "round 1 hand-made (width mismatch), then the previous round's scorer"}
+    out = Path(out_dir)
+    out.mkdir(parents=True, exist_ok=True)
+    data = {"format": "autocar-ghost-scorer/1", "scorer": scorer.to_dict(), "config": config, "metrics": metrics}
+    atomic_write_text(out / "train_log.jsonl",
+                      "".join(json.dumps({"split": s, **r}) + "\n" for s, rows in (("train", log), ("val", vlog))
+                              for r in rows))
+    atomic_write_json(out / SCORER_FILE, data)
+    # Every example, for refits without reconstructing again (x: FEATURES columns).
+    with open(out / "examples.npz.tmp", "wb") as fh:
+        np.savez_compressed(fh, x=x, y=y, w=w, x_val=xv, y_val=yv, w_val=wv, features=np.array(FEATURES))
+    (out / "examples.npz.tmp").replace(out / "examples.npz")
+    return data
