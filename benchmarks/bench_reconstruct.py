@@ -11,7 +11,10 @@ Methods (all from the same two vessel masks and geometry):
   are vessel, skeletonised, nothing after it (the method before ghost pruning);
 - ``network``: the same, completed from the hull's branches that explain what
   the network left unexplained in both views, then ghost-pruned (autocar's
-  default).
+  default);
+- ``network-learned``: the same with the learned ghost score ordering both
+  prunings (``autocar reconstruct --ghost-order learned``; ``--scorer`` picks
+  another scorer file).
 
 Data:
 
@@ -54,7 +57,7 @@ from autocar.tubes import tube_mesh
 
 SCORER = None  # ghost scorer of the default method (--scorer; None = the shipped one)
 SETS = ("sync", "weak", "rotated", "ct", "clinical")
-METHODS = ("hull-skeleton", "hull-graph", "network-raw", "network")
+METHODS = ("hull-skeleton", "hull-graph", "network-raw", "network", "network-learned")
 KEYS = ("precision_1mm", "recall_1mm", "f1_1mm", "f1_2mm", "mean_distance_mm", "hd95_mm", "cl_dice",
         "radius_error_mm", "seconds")
 
@@ -79,8 +82,10 @@ def run_pair(masks, views, model, truth):
             res = reconstruct_pair(masks, views, None)
         elif method == "network-raw":
             res = reconstruct_pair(masks, views, model, ReconstructConfig(prune_ghosts=False, complete_from_hull=False))
+        elif method == "network":
+            res = reconstruct_pair(masks, views, model)
         else:
-            res = reconstruct_pair(masks, views, model, scorer=SCORER)
+            res = reconstruct_pair(masks, views, model, ReconstructConfig(learned_ghost_order=True), scorer=SCORER)
         g = res.graph
         if g.num_nodes:
             tube_mesh(g)  # the whole static pipeline: SBP + network + graph + mesh
@@ -220,7 +225,7 @@ def main() -> None:
     ap.add_argument("--model", type=Path, default=None, help="weights (default: shipped)")
     ap.add_argument("--data", type=Path, default=Path(__file__).resolve().parents[2] / "shared" / "data")
     ap.add_argument("--json", type=Path, default=None)
-    ap.add_argument("--scorer", type=Path, default=None, help="ghost scorer JSON (default: shipped)")
+    ap.add_argument("--scorer", type=Path, default=None, help="ghost scorer JSON of network-learned (default: shipped)")
     ap.add_argument("--sets", default=",".join(SETS), help=f"comma-separated subset of {','.join(SETS)}")
     args = ap.parse_args()
     sets = set(args.sets.split(","))

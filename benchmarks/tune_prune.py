@@ -12,11 +12,11 @@ recall, F1 within 1 mm and mean distance (mm):
 - ``network-raw``: the network's voxels skeletonised, nothing after;
 - ``complete raw hull, ns X``: completed from the hull graph as it is, then pruned;
 - ``complete pruned hull, ns X``: completed from the ghost-pruned hull graph, then pruned;
-- ``hand-made order``: :func:`reconstruct_pair` with its defaults but both prunings
-  removing the redundant branch with the largest width disagreement first;
+- ``hand-made order``: :func:`reconstruct_pair` with its defaults (both prunings
+  remove the redundant branch with the largest width disagreement first);
 - ``learned order, remove P>X``: the learned ghost score (:mod:`autocar.graph.ghost_score`)
   orders the prunings and the final one also removes branches scored above X
-  (``default``: the learned order, nothing removed for its score alone);
+  (``learned order``: nothing removed for its score alone);
 - ``default, threshold T``: :func:`reconstruct_pair` with its defaults at occupancy threshold T.
 
 Run: ``python benchmarks/tune_prune.py [--cases 8]`` (about 4 min on 2 cores).
@@ -50,9 +50,9 @@ def _scores(graph, truth) -> tuple[float, float, float, float]:
 def variants(masks, views, model, truth, scorer=None, only_order=False) -> dict[str, tuple[float, float, float, float]]:
     out = {}
     for name, cfg in (("hand-made order", ReconstructConfig(learned_ghost_order=False)),
-                      ("default (learned order)", ReconstructConfig()),
-                      ("learned order, remove P>0.8", ReconstructConfig(max_ghost_probability=0.8)),
-                      ("learned order, remove P>0.7", ReconstructConfig(max_ghost_probability=0.7))):
+                      ("learned order", ReconstructConfig(learned_ghost_order=True)),
+                      ("learned order, remove P>0.8", ReconstructConfig(learned_ghost_order=True, max_ghost_probability=0.8)),
+                      ("learned order, remove P>0.7", ReconstructConfig(learned_ghost_order=True, max_ghost_probability=0.7))):
         out[name] = _scores(reconstruct_pair(masks, views, model, cfg, scorer=scorer).graph, truth)
     if only_order:
         return out

@@ -406,3 +406,17 @@ def test_train_seg2d_refuses_the_dca1_testing_half(tmp_path):
     testing = tmp_path / "Angios_40_testing"
     testing.mkdir()
     assert_clean_error(invoke("train-seg2d", tmp_path / "seg", "--dca1-dir", testing), "testing")
+
+
+def test_reconstruct_ghost_order_option(three_frame_case, tmp_path, restore_torch_threads):
+    assert_clean_error(invoke("reconstruct", three_frame_case, "-o", tmp_path / "bad", "--ghost-order", "sideways"),
+                       "--ghost-order", "hand or learned")
+    assert not (tmp_path / "bad").exists()
+    out = tmp_path / "learned"
+    assert_ok(invoke("reconstruct", three_frame_case, "-o", out, "--static", "--frames", 1, "--ghost-order", "learned",
+                     "--no-report"))
+    hand = tmp_path / "hand"
+    assert_ok(invoke("reconstruct", three_frame_case, "-o", hand, "--static", "--frames", 1, "--no-report"))
+    for res in (out, hand):
+        frame = json.loads((res / "reconstruction.json").read_text())["frames"][0]
+        assert len(frame["nodes"]) > 50

@@ -230,6 +230,9 @@ def reconstruct(
     model: Optional[Path] = typer.Option(None, "--model", help="Weights from autocar train (default: the shipped ones)."),
     method: str = typer.Option("network", "--method", help="network, hull-graph (hull + ghost pruning, no network) or hull-skeleton (raw hull)."),
     threshold: float = typer.Option(0.2, "--threshold", min=0.0, max=1.0, help="Occupancy probability threshold."),
+    ghost_order: str = typer.Option("hand", "--ghost-order", help="Ghost pruning order: hand (width disagreement "
+                                    "first) or learned (the shipped ghost scorer; better on synthetic pairs, worse on "
+                                    "real CT trees, see README)."),
     frames: Optional[int] = typer.Option(None, "--frames", min=1, help="Only the first N frame pairs."),
     threads: int = typer.Option(2, "--threads", min=1),
     static: bool = typer.Option(False, "--static", help="Reconstruct every frame pair independently "
@@ -252,10 +255,13 @@ def reconstruct(
     from autocar.workflow import RunOptions, run
 
     try:
+        if ghost_order not in ("hand", "learned"):
+            raise ValueError(f"--ghost-order must be hand or learned, got {ghost_order!r}")
         options = RunOptions(
             method=method, static=static, frames=frames, segmenter=segmenter, tree=tree,
             pixel_spacing_mm=_spacing(pixel_spacing), report=report, measurements=report, snapshot=report,
-            reconstruct=ReconstructConfig(threshold=threshold, threads=threads),
+            reconstruct=ReconstructConfig(threshold=threshold, threads=threads,
+                                          learned_ghost_order=ghost_order == "learned"),
         )
         net = None
         if method == "network" and model is not None:
