@@ -3,8 +3,9 @@
 Run: ``python benchmarks/bench_seg2d.py [--synthetic N] [--dca1-dir DIR]
 [--weights PATH] [--threads T] [--json OUT]``.
 
-Prints, for both methods (:func:`autocar.seg2d.frangi.frangi_segment` and
-:func:`autocar.seg2d.segment.segment_angiogram` at threshold 0.5), the mean
+Prints, for each method (:func:`autocar.seg2d.frangi.frangi_segment`,
+:func:`autocar.seg2d.segment.segment_angiogram` at threshold 0.5, and the same
+averaged over the four mirror images, ``flips=True``), the mean
 (and standard deviation) per-image Dice and 2D clDice
 (:mod:`autocar.seg2d.scores`) on
 
@@ -43,9 +44,16 @@ BENCH_SEED_BASE = 2_000_000
 REPO = Path(__file__).resolve().parents[1]
 
 
+def _methods(model):
+    """The compared segmenters: Frangi, the U-Net, and the U-Net averaged over the image's
+    four mirror images (``segment_angiogram(..., flips=True)``, test-time augmentation)."""
+    return (("frangi", frangi_segment), ("unet", lambda im: segment_angiogram(im, model)),
+            ("unet+flips", lambda im: segment_angiogram(im, model, flips=True)))
+
+
 def _score(items, model) -> dict[str, dict[str, float]]:
     out = {}
-    for name, fn in (("frangi", frangi_segment), ("unet", lambda im: segment_angiogram(im, model))):
+    for name, fn in _methods(model):
         dice, cld = [], []
         for it in items:
             pred = fn(it.image)
@@ -63,7 +71,7 @@ def _score(items, model) -> dict[str, dict[str, float]]:
 
 def _time(image: np.ndarray, model, runs: int) -> dict[str, float]:
     out = {}
-    for name, fn in (("frangi", frangi_segment), ("unet", lambda im: segment_angiogram(im, model))):
+    for name, fn in _methods(model):
         fn(image)  # warm-up
         ts = []
         for _ in range(runs):
@@ -98,13 +106,13 @@ def main() -> None:
     results["seconds_per_512px_image"] = _time(big, model, a.runs)
 
     print(f"weights: {a.weights}  (torch threads: {a.threads})")
-    print(f"{'set':<14} {'method':<7} {'n':>3} {'Dice':>14} {'clDice':>14}")
+    print(f"{'set':<14} {'method':<10} {'n':>3} {'Dice':>14} {'clDice':>14}")
     for key in ("synthetic", "dca1_testing"):
         if key not in results:
             continue
         for method, s in results[key].items():
             print(
-                f"{key:<14} {method:<7} {s['n']:>3} {s['dice']:>7.4f} +-{s['dice_std']:.3f}"
+                f"{key:<14} {method:<10} {s['n']:>3} {s['dice']:>7.4f} +-{s['dice_std']:.3f}"
                 f" {s['cldice']:>7.4f} +-{s['cldice_std']:.3f}"
             )
     for method, t in results["seconds_per_512px_image"].items():

@@ -19,7 +19,8 @@ recall, F1 within 1 mm and mean distance (mm):
   (``learned order``: nothing removed for its score alone);
 - ``default, threshold T``: :func:`reconstruct_pair` with its defaults at occupancy threshold T.
 
-Run: ``python benchmarks/tune_prune.py [--cases 8]`` (about 4 min on 2 cores).
+Run: ``python benchmarks/tune_prune.py [--cases 8] [--only-order] [--scorer S] [--model M]``
+(``--only-order``, the four pruning orders only: about 3 min on 2 cores).
 """
 
 from __future__ import annotations
@@ -76,9 +77,15 @@ def main() -> None:
     ap.add_argument("--cases", type=int, default=8)
     ap.add_argument("--scorer", help="ghost scorer JSON for the learned order (default: the shipped one)")
     ap.add_argument("--only-order", action="store_true", help="compare only the hand-made and learned orders")
+    ap.add_argument("--model", help="static network weights (default: the shipped ones)")
     args = ap.parse_args()
     torch.set_num_threads(2)
-    model = default_model()
+    if args.model:
+        from autocar.net.train import load_model
+
+        model = load_model(args.model)
+    else:
+        model = default_model()
     scorer = GhostScorer.load(args.scorer) if args.scorer else None
     for synchronised in (True, False):
         sync = {"lag_range": (0.0, 0.0), "view_b_delay_s": (0.0, 0.0)} if synchronised else {}
