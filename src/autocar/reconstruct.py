@@ -168,8 +168,9 @@ def reconstruct_pair(
         times["complete"] = time.perf_counter() - t
     if config.prune_ghosts and graph.num_edges:
         t = time.perf_counter()
-        graph, report = prune_redundant_branches(graph, masks, views, PruneConfig(min_component_mm=config.min_component_mm, max_ghost_probability=config.max_ghost_probability),
-                                                 scorer=scorer, node_prob=probability_at(graph), examples=examples)
+        final = PruneConfig(min_component_mm=config.min_component_mm, max_ghost_probability=config.max_ghost_probability)
+        graph, report = prune_redundant_branches(graph, masks, views, final, scorer=scorer,
+                                                 node_prob=probability_at(graph), examples=examples)
         post["ghost_branches_removed"] = report.removed
         post["ghost_length_removed_mm"] = round(report.removed_length_mm, 1)
         times["prune"] = time.perf_counter() - t

@@ -287,18 +287,15 @@ def branch_labels(graph: CenterlineGraph, branches: Sequence[np.ndarray], truth:
     line, sampled every 0.25 mm) and (B,) weight = branch length (mm)."""
     from scipy.spatial import cKDTree
 
-    pts = truth.sample_segments(0.25)[0]
-    tree = cKDTree(pts)
+    from autocar.graph.prune import _densify, _path_length
+
+    tree = cKDTree(truth.sample_segments(0.25)[0])
     y = np.zeros(len(branches))
     w = np.zeros(len(branches))
     for k, b in enumerate(branches):
-        p = graph.nodes[b]
-        seg = np.linalg.norm(np.diff(p, axis=0), axis=1)
-        s = np.concatenate([[0.0], np.cumsum(seg)])
-        t = np.arange(0.0, s[-1] + 1e-9, 0.25) if s[-1] > 0 else np.zeros(1)
-        q = np.stack([np.interp(t, s, p[:, j]) for j in range(3)], axis=1)
+        q, _ = _densify(graph.nodes, graph.radii, b, 0.25, 0.0)
         y[k] = float(np.mean(tree.query(q)[0] <= tol_mm) < 0.5)
-        w[k] = max(float(s[-1]), 0.25)
+        w[k] = max(_path_length(graph, b), 0.25)
     return y, w
 
 
@@ -355,13 +352,14 @@ def collect_examples(seed: int, cases: int, model, *, scorer: GhostScorer | None
         ex: list = []
         reconstruct_pair(masks, views, model, ReconstructConfig(threads=threads, learned_ghost_order=scorer is not None),
                          scorer=scorer, examples=ex)
+        ghost_mm = 0.0
         for feats, branches, graph in ex:
             y, w = branch_labels(graph, branches, truth)
             xs.append(feats)
             ys.append(y)
             ws.append(w)
-        log.append({"seed": seed + i, "branches": int(sum(len(e[1]) for e in ex)),
-                    "ghost_mm": round(float(sum((ws[-k - 1] * ys[-k - 1]).sum() for k in range(len(ex)))), 1)})
+            ghost_mm += float((w * y).sum())
+        log.append({"seed": seed + i, "branches": int(sum(len(e[1]) for e in ex)), "ghost_mm": round(ghost_mm, 1)})
     if not xs:
         return np.zeros((0, len(FEATURES))), np.zeros(0), np.zeros(0), log
     return np.vstack(xs), np.concatenate(ys), np.concatenate(ws), log

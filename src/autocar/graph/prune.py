@@ -233,37 +233,35 @@ def prune_redundant_branches(
             c[x] += 1
         counts.append(c)
 
-    def unique_share(b: int) -> float:
-        shares = []
+    def view_shares(b: int) -> np.ndarray:
+        """(V,) share of branch b's covered pixels no other live branch covers; NaN where it covers none."""
+        out = np.full(len(cover), np.nan)
         for v in range(len(cover)):
             x = cover[v][b]
-            if len(x) == 0:
-                continue
-            shares.append(float(np.count_nonzero(counts[v][x] == 1)) / len(x))
+            if len(x):
+                out[v] = np.count_nonzero(counts[v][x] == 1) / len(x)
+        return out
+
+    def unique_share(b: int) -> float:
+        sh = view_shares(b)
         # A branch that covers nothing in any view explains nothing.
-        return max(shares) if shares else 0.0
+        return float(np.nanmax(sh)) if np.isfinite(sh).any() else 0.0
 
     share = np.array([unique_share(b) for b in range(nb)])
     from autocar.graph.extract import radii_per_view
 
-    per_view = radii_per_view(graph, masks, views)
-    mismatch = _radius_mismatch(_log_radius_spread(per_view), branches)
+    # Order key among redundant branches: largest first.
+    order_key = _radius_mismatch(_log_radius_spread(radii_per_view(graph, masks, views)), branches)
     if scorer is not None or examples is not None:
         from autocar.graph.ghost_score import branch_features
 
-        shares = np.full((len(cover), nb), np.nan)
-        for v in range(len(cover)):
-            for b in range(nb):
-                x = cover[v][b]
-                if len(x):
-                    shares[v, b] = np.count_nonzero(counts[v][x] == 1) / len(x)
-        feats = branch_features(graph, branches, masks, views, shares, mismatch, node_prob)
+        shares = np.stack([view_shares(b) for b in range(nb)], axis=1)  # (V, B)
+        feats = branch_features(graph, branches, masks, views, shares, order_key, node_prob)
         if examples is not None:
             examples.append((feats, branches, graph))
         if scorer is not None:
-            # The order key: most likely ghost first.
-            mismatch = scorer.ghost_probability(feats)
-    sure_ghost = (mismatch > config.max_ghost_probability) if scorer is not None else np.zeros(nb, bool)
+            order_key = scorer.ghost_probability(feats)  # most likely ghost first
+    sure_ghost = (order_key > config.max_ghost_probability) if scorer is not None else np.zeros(nb, bool)
     lengths = np.array([_path_length(graph, b) for b in branches])
     # Per view, which branch covers each (pixel, branch) pair: the branches whose share a
     # removal can change are those covering one of the removed branch's pixels.
@@ -273,9 +271,10 @@ def prune_redundant_branches(
         cand = np.flatnonzero(alive & ((share < config.max_unique_share) | sure_ghost))
         if len(cand) == 0:
             break
-        # Among the redundant branches, the one whose widths disagree most between the views first
-        # (a ghost pairs two different vessels); then the shorter one.
-        b = int(cand[np.lexsort((lengths[cand], -mismatch[cand]))[0]])
+        # Among the redundant branches, the one whose widths disagree most between the views
+        # (a ghost pairs two different vessels), or the likeliest ghost by the scorer, first;
+        # then the shorter one.
+        b = int(cand[np.lexsort((lengths[cand], -order_key[cand]))[0]])
         alive[b] = False
         touched: set[int] = set()
         for v in range(len(cover)):
