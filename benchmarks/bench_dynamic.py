@@ -31,6 +31,7 @@ Run:
 
     python benchmarks/bench_dynamic.py                  # 4 cases x 8 frames (~3 min on 2 cores)
     python benchmarks/bench_dynamic.py --cases 10 --json dyn.json
+    python benchmarks/bench_dynamic.py --align-views off   # without the epipolar alignment of view B
 """
 
 from __future__ import annotations
@@ -96,7 +97,12 @@ def main() -> None:
     ap.add_argument("--still", type=int, default=2, help="still-heart jitter cases")
     ap.add_argument("--threads", type=int, default=2)
     ap.add_argument("--json", type=Path, default=None)
+    ap.add_argument("--align-views", choices=("on", "off"), default=None,
+                    help="epipolar alignment of view B (default: ReconstructConfig's default)")
     args = ap.parse_args()
+    config = ReconstructConfig(threads=args.threads)
+    if args.align_views is not None:
+        config = ReconstructConfig(threads=args.threads, align_views=args.align_views == "on")
     torch.set_num_threads(args.threads)
     model = default_model()
     track = TrackConfig()
@@ -106,7 +112,7 @@ def main() -> None:
         side = "left" if i % 2 == 0 else "right"
         synth = synthesize_case(SynthCaseConfig(side=side, frames=args.frames), rng=seed)
         t0 = time.perf_counter()
-        res = reconstruct_dynamic(synth.case, model, ReconstructConfig(threads=args.threads), track, progress=False)
+        res = reconstruct_dynamic(synth.case, model, config, track, progress=False)
         total = time.perf_counter() - t0
         rec = res.reconstruction
         truths = [synth.truth[int(k)] for k in res.pairing.index_a]

@@ -3,8 +3,8 @@
 Methods (all from the same two vessel masks and geometry):
 
 - ``hull-skeleton``: the raw two-view visual hull (SBP) skeletonised, no
-  network, nothing removed (baseline a);
-- ``hull-graph``: the same hull with small isolated pieces removed before the
+  network, nothing removed, no epipolar alignment (baseline a);
+- ``hull-graph``: the hull of the epipolar-aligned masks with small isolated pieces removed before the
   skeleton and two-view ghost pruning after it (baseline b: graph heuristics
   without a network; :mod:`autocar.graph.prune`);
 - ``network-raw``: the shipped sparse U-Net keeps the hull voxels it believes
@@ -14,7 +14,11 @@ Methods (all from the same two vessel masks and geometry):
   default);
 - ``network-learned``: the same with the learned ghost score ordering both
   prunings (``autocar reconstruct --ghost-order learned``; ``--scorer`` picks
-  another scorer file).
+  another scorer file);
+- ``network-unaligned``: the default without its first step, the epipolar
+  alignment that warps view B's mask across its epipolar lines until both views
+  agree (``ReconstructConfig(align_views=False)``, ``autocar reconstruct
+  --no-align-views``; :mod:`autocar.sbp.epipolar`).
 
 Data:
 
@@ -57,7 +61,7 @@ from autocar.tubes import tube_mesh
 
 SCORER = None  # ghost scorer of the default method (--scorer; None = the shipped one)
 SETS = ("sync", "weak", "rotated", "ct", "clinical")
-METHODS = ("hull-skeleton", "hull-graph", "network-raw", "network", "network-learned")
+METHODS = ("hull-skeleton", "hull-graph", "network-raw", "network", "network-learned", "network-unaligned")
 KEYS = ("precision_1mm", "recall_1mm", "f1_1mm", "f1_2mm", "mean_distance_mm", "hd95_mm", "cl_dice",
         "radius_error_mm", "seconds")
 
@@ -72,6 +76,16 @@ def radius_error(pred: CenterlineGraph, truth: CenterlineGraph, tol_mm: float = 
     return float(np.mean(np.abs(pred.radii[ok] - rad[i[ok]]))) if ok.any() else float("nan")
 
 
+def _warped(mask: np.ndarray, warp) -> np.ndarray:
+    """View B's mask as the reconstruction saw it (warped by the epipolar alignment, if any)."""
+    if warp is None:
+        return mask
+    from scipy import ndimage
+
+    m = np.asarray(warp, float)
+    return ndimage.affine_transform((np.asarray(mask) > 0).astype(np.float32), m[:, :2], offset=m[:, 2], order=1) > 0.5
+
+
 def run_pair(masks, views, model, truth):
     out = {}
     for method in METHODS:
@@ -84,8 +98,10 @@ def run_pair(masks, views, model, truth):
             res = reconstruct_pair(masks, views, model, ReconstructConfig(prune_ghosts=False, complete_from_hull=False))
         elif method == "network":
             res = reconstruct_pair(masks, views, model)
-        else:
+        elif method == "network-learned":
             res = reconstruct_pair(masks, views, model, ReconstructConfig(learned_ghost_order=True), scorer=SCORER)
+        else:
+            res = reconstruct_pair(masks, views, model, ReconstructConfig(align_views=False))
         g = res.graph
         if g.num_nodes:
             tube_mesh(g)  # the whole static pipeline: SBP + network + graph + mesh
@@ -99,7 +115,9 @@ def run_pair(masks, views, model, truth):
                 row.update({k: 0.0 for k in ("precision_1mm", "recall_1mm", "f1_1mm", "f1_2mm", "cl_dice")})
             row["radius_error_mm"] = radius_error(g, truth)
         else:
-            for k, (m, v) in enumerate(zip(masks, views)):
+            # Against the masks the reconstruction was made from (view B moved by the alignment).
+            used = [masks[0], _warped(masks[1], res.view_warp)]
+            for k, (m, v) in enumerate(zip(used, views)):
                 row[f"reproj_dice_{k}"] = reprojection_scores(g, v, m)["dice"] if g.num_nodes else 0.0
         out[method] = row
     return out

@@ -233,6 +233,9 @@ def reconstruct(
     ghost_order: str = typer.Option("hand", "--ghost-order", help="Ghost pruning order: hand (width disagreement "
                                     "first) or learned (the shipped ghost scorer; better on synthetic pairs, worse on "
                                     "real CT trees, see README)."),
+    align_views: bool = typer.Option(True, "--align-views/--no-align-views", help="Warp view B's mask across its "
+                                     "epipolar lines until both views agree before reconstructing (weakly synchronised "
+                                     "runs; see README)."),
     frames: Optional[int] = typer.Option(None, "--frames", min=1, help="Only the first N frame pairs."),
     threads: int = typer.Option(2, "--threads", min=1),
     static: bool = typer.Option(False, "--static", help="Reconstruct every frame pair independently "
@@ -261,7 +264,7 @@ def reconstruct(
             method=method, static=static, frames=frames, segmenter=segmenter, tree=tree,
             pixel_spacing_mm=_spacing(pixel_spacing), report=report, measurements=report, snapshot=report,
             reconstruct=ReconstructConfig(threshold=threshold, threads=threads,
-                                          learned_ghost_order=ghost_order == "learned"),
+                                          learned_ghost_order=ghost_order == "learned", align_views=align_views),
         )
         net = None
         if method == "network" and model is not None:

@@ -110,6 +110,23 @@ def test_projections_match_projection_matrix_every_frame():
     assert "radius" not in data["frames"][1]  # radii unchanged: stored once
 
 
+def test_epipolar_shift_of_view_b_moves_its_overlay():
+    # reconstruct_pair(align_views=True) warped view B's mask; here the warp is a pure
+    # (row, col) (2, -3) px move: the tree is drawn on B's image moved with it, A's
+    # overlay is untouched.
+    g = y_graph()
+    plain = report_payload(Reconstruction(frames=(g,)), [ap_view(), lao_view()])
+    moved = report_payload(Reconstruction(frames=(g,), frame_extra=({"view_warp_px": {"B": [[1.0, 0.0, 2.0], [0.0, 1.0, -3.0]]}},)),
+                           [ap_view(), lao_view()])
+    a0, a1 = (np.asarray(d["frames"][0]["proj"]["A"], float) for d in (plain, moved))
+    b0, b1 = (np.asarray(d["frames"][0]["proj"]["B"], float).reshape(-1, 2) for d in (plain, moved))
+    np.testing.assert_array_equal(a0, a1)
+    np.testing.assert_allclose(b1 - b0, np.tile([2.0, -3.0], (len(b0), 1)), atol=0.011)
+    with pytest.raises(CaseFormatError, match="view_warp_px of view B"):
+        report_payload(Reconstruction(frames=(g,), frame_extra=({"view_warp_px": {"B": [1.0, 2.0]}},)),
+                       [ap_view(), lao_view()])
+
+
 def test_point_behind_source_is_null_not_nan(tmp_path):
     g = CenterlineGraph(np.array([[0.0, 0.0, 0.0], [0.0, 800.0, 0.0]]), np.ones(2), np.array([[0, 1]]))
     # AP source at y = +750 mm (d = -y): the node at y = 800 mm is behind it.

@@ -45,6 +45,7 @@ from autocar.errors import CaseFormatError, ShapeError
 from autocar.geometry.carm import CArmView
 from autocar.io.atomic import atomic_write_text
 from autocar.io.results import Reconstruction
+from autocar.sbp.epipolar import apply_view_warp
 
 __all__ = [
     "MAX_IMAGE_SIDE_PX",
@@ -505,8 +506,15 @@ def report_payload(
         if not same:
             entry["edges"] = g.edges.tolist()
         proj = {}
+        # A view whose mask the epipolar alignment warped shows the tree through that warp.
+        warps = (rec.frame_extra[k].get("view_warp_px", {}) if rec.frame_extra else {}) or {}
         for name, view in zip(names, geoms):
             rc, _ = view.project(g.nodes)
+            if name in warps:
+                try:
+                    rc = apply_view_warp(rc, warps[name])
+                except ShapeError as exc:
+                    raise CaseFormatError(f"frame {k}: view_warp_px of view {name}: {exc}") from exc
             proj[name] = _r2_list(rc)
         entry["proj"] = proj
         entry["pair"] = [int(pairs[k, 0]), int(pairs[k, 1])]
