@@ -57,6 +57,7 @@ from scipy.spatial import cKDTree
 from autocar.centerline import CenterlineGraph
 from autocar.metrics import centerline_scores, cl_dice, reprojection_scores
 from autocar.reconstruct import ReconstructConfig, default_model, reconstruct_pair
+from autocar.sbp.epipolar import warp_mask
 from autocar.tubes import tube_mesh
 
 SCORER = None  # ghost scorer of the default method (--scorer; None = the shipped one)
@@ -74,16 +75,6 @@ def radius_error(pred: CenterlineGraph, truth: CenterlineGraph, tol_mm: float = 
     d, i = cKDTree(pts).query(pred.nodes)
     ok = d <= tol_mm
     return float(np.mean(np.abs(pred.radii[ok] - rad[i[ok]]))) if ok.any() else float("nan")
-
-
-def _warped(mask: np.ndarray, warp) -> np.ndarray:
-    """View B's mask as the reconstruction saw it (warped by the epipolar alignment, if any)."""
-    if warp is None:
-        return mask
-    from scipy import ndimage
-
-    m = np.asarray(warp, float)
-    return ndimage.affine_transform((np.asarray(mask) > 0).astype(np.float32), m[:, :2], offset=m[:, 2], order=1) > 0.5
 
 
 def run_pair(masks, views, model, truth):
@@ -116,7 +107,7 @@ def run_pair(masks, views, model, truth):
             row["radius_error_mm"] = radius_error(g, truth)
         else:
             # Against the masks the reconstruction was made from (view B moved by the alignment).
-            used = [masks[0], _warped(masks[1], res.view_warp)]
+            used = [masks[0], masks[1] if res.view_warp is None else warp_mask(masks[1], res.view_warp)]
             for k, (m, v) in enumerate(zip(used, views)):
                 row[f"reproj_dice_{k}"] = reprojection_scores(g, v, m)["dice"] if g.num_nodes else 0.0
         out[method] = row

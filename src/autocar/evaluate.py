@@ -4,8 +4,10 @@
 report: per frame the centre-line scores (:func:`autocar.metrics.centerline_scores`)
 clDice and voxel Dice (0.5 mm grid) against the true tree of that frame, and per view the
 reprojection Dice/precision/recall of the predicted tubes against the
-input mask (useful on real cases, which have no 3D truth); plus the mean of
-every score over frames. Frames are matched by index (frame k of the result
+input mask (useful on real cases, which have no 3D truth; a view the epipolar
+alignment warped, ``view_warp_px`` in the frame, is scored against its warped
+mask, the one the reconstruction was made from); plus the mean of every score
+over frames. Frames are matched by index (frame k of the result
 with frame k of the truth and with frame k of every view).
 """
 
@@ -15,10 +17,11 @@ from typing import Any
 
 import numpy as np
 
-from autocar.errors import CaseFormatError
+from autocar.errors import CaseFormatError, ShapeError
 from autocar.io.case import Case
 from autocar.io.results import Reconstruction
 from autocar.metrics import centerline_scores, cl_dice, reprojection_scores, voxel_dice
+from autocar.sbp.epipolar import warp_mask
 
 __all__ = ["evaluate_reconstruction", "summarise"]
 
@@ -76,8 +79,15 @@ def evaluate_reconstruction(
                 scores.update(centerline_scores(pred, gt).to_dict())
                 scores["cl_dice"] = float(cl_dice(pred, gt))
                 scores["voxel_dice"] = float(voxel_dice(pred, gt))
+        warps = (rec.frame_extra[k].get("view_warp_px", {}) if rec.frame_extra else {}) or {}
         for cv in views:
-            r = reprojection_scores(pred, cv.view, cv.frames[k]) if pred.num_nodes else {
+            mask = cv.frames[k]
+            if cv.name in warps:  # the mask the reconstruction was made from (epipolar alignment)
+                try:
+                    mask = warp_mask(mask, warps[cv.name])
+                except ShapeError as exc:
+                    raise CaseFormatError(f"frame {k}: view_warp_px of view {cv.name}: {exc}") from exc
+            r = reprojection_scores(pred, cv.view, mask) if pred.num_nodes else {
                 "dice": 0.0, "precision": 0.0, "recall": 0.0}
             scores.update({f"reprojection_{cv.name}_{key}": float(v) for key, v in r.items()})
         frames.append(scores)

@@ -5,7 +5,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from autocar.errors import ShapeError
+from autocar.errors import CaseFormatError, ShapeError
 from autocar.geometry import CArmView
 from autocar.metrics import centerline_scores
 from autocar.reconstruct import ReconstructConfig, reconstruct_pair
@@ -193,6 +193,16 @@ def test_case_reconstructions_record_the_warp_of_view_b():
             warp = extra["view_warp_px"][b.name]
             assert (apply_view_warp(c, warp) - c) @ across == pytest.approx(5.0, abs=0.8)
     assert all("view_warp_px" not in e for e in off.frame_extra)
+    # evaluate scores reprojection against the warped mask the result was made from.
+    from autocar.evaluate import evaluate_reconstruction
+
+    scored = evaluate_reconstruction(rec, case=case)["frames"][0]
+    unwarped = evaluate_reconstruction(dataclasses.replace(rec, frame_extra=None), case=case)["frames"][0]
+    assert scored["reprojection_B_dice"] > unwarped["reprojection_B_dice"] + 0.05
+    assert scored["reprojection_A_dice"] == unwarped["reprojection_A_dice"]
+    broken = dataclasses.replace(rec, frame_extra=tuple({"view_warp_px": {b.name: [1, 2]}} for _ in rec.frames))
+    with pytest.raises(CaseFormatError, match="view_warp_px of view B"):
+        evaluate_reconstruction(broken, case=case)
     f_on = np.mean([centerline_scores(g, sc.truth[k]).f1_1mm for k, g in enumerate(dyn.frames)])
     f_off = np.mean([centerline_scores(g, sc.truth[k]).f1_1mm for k, g in enumerate(off.frames)])
     assert f_on > f_off + 0.04

@@ -49,7 +49,7 @@ from autocar.errors import ShapeError
 from autocar.geometry import CArmView
 
 __all__ = ["AlignConfig", "EpipolarAlignment", "EpipolarFrame", "apply_view_warp", "crossing_counts",
-           "epipolar_angles", "epipolar_frame", "estimate_alignment", "shift_mask"]
+           "epipolar_angles", "epipolar_frame", "estimate_alignment", "shift_mask", "warp_mask"]
 
 
 @dataclass(frozen=True)
@@ -137,12 +137,20 @@ class EpipolarAlignment:
 
     def warp(self, mask: np.ndarray) -> np.ndarray:
         """View B's (H, W) mask resampled into agreement with view A (bilinear, threshold 0.5)."""
-        m = np.asarray(mask) > 0
         if not self.accepted:
-            return m.copy()
-        mat = self.matrix
-        return ndimage.affine_transform(m.astype(np.float32), mat[:, :2], offset=mat[:, 2], order=1,
-                                        mode="constant") > 0.5
+            return np.asarray(mask) > 0
+        return warp_mask(mask, self.matrix)
+
+
+def warp_mask(mask: np.ndarray, matrix: Sequence[Sequence[float]]) -> np.ndarray:
+    """A (H, W) mask resampled through a view warp (2, 3) (:attr:`EpipolarAlignment.matrix`,
+    the ``view_warp_px`` of a result): output pixel q takes the mask at M q + t (bilinear,
+    threshold 0.5, zeros beyond the image)."""
+    m = np.asarray(matrix, float)
+    if m.shape != (2, 3):
+        raise ShapeError(f"a view warp is a (2, 3) matrix, got shape {m.shape}")
+    img = (np.asarray(mask) > 0).astype(np.float32)
+    return ndimage.affine_transform(img, m[:, :2], offset=m[:, 2], order=1, mode="constant") > 0.5
 
 
 def apply_view_warp(rc: np.ndarray, matrix: Sequence[Sequence[float]]) -> np.ndarray:
