@@ -233,9 +233,10 @@ def reconstruct(
     ghost_order: str = typer.Option("hand", "--ghost-order", help="Ghost pruning order: hand (width disagreement "
                                     "first) or learned (the shipped ghost scorer; better on synthetic pairs, worse on "
                                     "real CT trees, see README)."),
-    align_views: bool = typer.Option(True, "--align-views/--no-align-views", help="Warp view B's mask across its "
-                                     "epipolar lines until both views agree before reconstructing (weakly synchronised "
-                                     "runs; see README)."),
+    align_views: Optional[bool] = typer.Option(None, "--align-views/--no-align-views", help="Warp view B's mask "
+                                               "across its epipolar lines until both views agree before reconstructing "
+                                               "(weakly synchronised runs). Default: on with --static or one frame pair, "
+                                               "off for dynamic runs (see README)."),
     frames: Optional[int] = typer.Option(None, "--frames", min=1, help="Only the first N frame pairs."),
     threads: int = typer.Option(2, "--threads", min=1),
     static: bool = typer.Option(False, "--static", help="Reconstruct every frame pair independently "

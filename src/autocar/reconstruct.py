@@ -66,10 +66,15 @@ class ReconstructConfig:
         stretch) until the two masks cross the same number of vessels on every epipolar
         line (:mod:`autocar.sbp.epipolar`; weakly synchronised views). The reconstruction
         is then consistent with view A's geometry and with view B warped by
-        :attr:`FrameResult.view_warp`. On by default: on 10 held-out weakly synchronised
-        pairs F1 @1 mm 0.677 -> 0.711; synchronised, turned and real CT pairs are almost
-        never warped (0.805 -> 0.803, 0.657, 0.498 -> 0.496; ``benchmarks/bench_reconstruct.py``,
-        method ``network-unaligned``).
+        :attr:`FrameResult.view_warp`. True / False: always / never. None (default):
+        frame pairs reconstructed on their own are aligned, dynamic reconstructions
+        (:func:`autocar.dynamic.pipeline.reconstruct_dynamic`) are not. Measured
+        (``benchmarks/bench_reconstruct.py``, method ``network-unaligned``): on 10 held-out
+        weakly synchronised pairs F1 @1 mm 0.677 -> 0.711; synchronised, turned and real CT
+        pairs are almost never warped (0.805 -> 0.803, 0.657, 0.498 -> 0.496). Dynamic runs
+        (``benchmarks/bench_dynamic.py --align-views on``) gain nothing (F1 0.703 -> 0.702)
+        and the demo loses (0.458 -> 0.295): the drift along the epipolar lines, which no
+        pair can see, then moves the whole tracked tree in depth.
     max_ghost_probability : with the learned order, the final pruning also removes
         branches the scorer gives a higher ghost probability even when they are the only
         explanation of some pixels; 1 (default) = never. On the tuning pairs
@@ -86,7 +91,7 @@ class ReconstructConfig:
     complete_from_hull: bool = True
     learned_ghost_order: bool = False
     max_ghost_probability: float = 1.0
-    align_views: bool = True
+    align_views: bool | None = None
 
     def raw_hull(self) -> "ReconstructConfig":
         """The same options for baseline (a), ``--method hull-skeleton``: every hull voxel's
@@ -141,7 +146,7 @@ def reconstruct_pair(
     masks = masks_for_views(masks, views)
     times: dict[str, float] = {}
     warp = None
-    if config.align_views and len(views) == 2:
+    if config.align_views is not False and len(views) == 2:
         t = time.perf_counter()
         alignment = estimate_alignment(masks, views)
         if alignment.accepted:

@@ -4,8 +4,8 @@ Steps (METHOD.md section 4, CASE_FORMAT v1 "Dynamic reconstructions"):
 
 1. Pair the frames of the two views by cardiac phase
    (:func:`autocar.dynamic.phase.pair_case_views`).
-2. With ``ReconstructConfig.align_views``, warp view B's masks across the epipolar
-   lines, one warp for the sequence (:func:`sequence_alignment`). Reconstruct every
+2. With ``ReconstructConfig(align_views=True)`` (not by default), warp view B's masks
+   across the epipolar lines, one warp for the sequence (:func:`sequence_alignment`). Reconstruct every
    frame pair statically (:func:`autocar.reconstruct.reconstruct_pair`).
 3. Pick the reference frame: the static result that reprojects best onto both
    views' masks (mean reprojection Dice) times its agreement with the other
@@ -173,14 +173,14 @@ def reconstruct_dynamic(
     masks = [np.asarray(a.frames)[pairing.index_a] > 0, np.asarray(b.frames)[pairing.index_b] > 0]
     seconds: dict[str, float] = {}
     warp_extra: dict[str, Any] = {}
-    if config.align_views:
+    if config.align_views is True:
         t0 = time.perf_counter()
         alignment = sequence_alignment(masks, views)
         if alignment is not None:
             masks[1] = np.stack([alignment.warp(m) for m in masks[1]])
             warp_extra = {"view_warp_px": {b.name: [[round(float(x), 6) for x in row] for row in alignment.matrix]}}
-        config = dc_replace(config, align_views=False)
         seconds["align"] = time.perf_counter() - t0
+    config = dc_replace(config, align_views=False)  # (static frames: warped here or not at all)
     t0 = time.perf_counter()
     static = [reconstruct_pair([masks[0][k], masks[1][k]], views, model, config)
               for k in tqdm(range(n), desc="static frames", unit="frame", disable=not progress)]
