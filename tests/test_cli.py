@@ -420,3 +420,30 @@ def test_reconstruct_ghost_order_option(three_frame_case, tmp_path, restore_torc
     for res in (out, hand):
         frame = json.loads((res / "reconstruction.json").read_text())["frames"][0]
         assert len(frame["nodes"]) > 50
+
+
+def test_reconstruct_align_views_option(tmp_path, restore_torch_threads):
+    # A synchronised 1-frame case whose view B mask is moved 5 px across its epipolar
+    # lines: the default (a single pair) warps it back and records the warp,
+    # --no-align-views does not.
+    import dataclasses
+
+    from autocar.io.case import write_case
+    from autocar.sbp.epipolar import _angle_gradient, apply_view_warp, epipolar_frame, shift_mask
+
+    sc = synthesize_case(SynthCaseConfig(side="left", frames=1, n_stenoses=0, lag_range=(0.0, 0.0),
+                                         view_b_delay_s=(0.0, 0.0)), rng=424242)
+    a, b = sc.case.views
+    g = _angle_gradient(b.view, epipolar_frame([a.view, b.view]))
+    moved = shift_mask(b.frames[0] > 0, 5.0 * g / np.linalg.norm(g))[None]
+    case_dir = write_case(dataclasses.replace(sc.case, views=(a, dataclasses.replace(b, frames=moved))),
+                          tmp_path / "case")
+    runs = {}
+    for name, flag in (("default", ()), ("off", ("--no-align-views",))):
+        out = tmp_path / name
+        assert_ok(invoke("reconstruct", case_dir, "-o", out, "--no-report", "--method", "hull-graph", *flag))
+        runs[name] = json.loads((out / "reconstruction.json").read_text())["frames"][0]
+    warp = runs["default"]["view_warp_px"]["B"]
+    c = np.array([(b.view.rows - 1) / 2, (b.view.columns - 1) / 2])
+    assert np.linalg.norm(apply_view_warp(c, warp) - c) == pytest.approx(5.0, abs=1.0)
+    assert "view_warp_px" not in runs["off"]
