@@ -17,11 +17,11 @@ from typing import Any
 
 import numpy as np
 
-from autocar.errors import CaseFormatError, ShapeError
+from autocar.errors import CaseFormatError
 from autocar.io.case import Case
 from autocar.io.results import Reconstruction
 from autocar.metrics import centerline_scores, cl_dice, reprojection_scores, voxel_dice
-from autocar.sbp.epipolar import warp_mask
+from autocar.sbp.epipolar import frame_view_warps, warp_mask
 
 __all__ = ["evaluate_reconstruction", "summarise"]
 
@@ -79,14 +79,11 @@ def evaluate_reconstruction(
                 scores.update(centerline_scores(pred, gt).to_dict())
                 scores["cl_dice"] = float(cl_dice(pred, gt))
                 scores["voxel_dice"] = float(voxel_dice(pred, gt))
-        warps = (rec.frame_extra[k].get("view_warp_px", {}) if rec.frame_extra else {}) or {}
+        warps = frame_view_warps(rec.frame_extra[k] if rec.frame_extra else None, k)
         for cv in views:
             mask = cv.frames[k]
             if cv.name in warps:  # the mask the reconstruction was made from (epipolar alignment)
-                try:
-                    mask = warp_mask(mask, warps[cv.name])
-                except ShapeError as exc:
-                    raise CaseFormatError(f"frame {k}: view_warp_px of view {cv.name}: {exc}") from exc
+                mask = warp_mask(mask, warps[cv.name])
             r = reprojection_scores(pred, cv.view, mask) if pred.num_nodes else {
                 "dice": 0.0, "precision": 0.0, "recall": 0.0}
             scores.update({f"reprojection_{cv.name}_{key}": float(v) for key, v in r.items()})

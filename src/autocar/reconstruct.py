@@ -28,7 +28,7 @@ from autocar.io.results import Reconstruction
 from autocar.net.model import AutocarNet
 from autocar.net.train import load_model
 from autocar.sbp.carve import SBPConfig, carve, distance_maps
-from autocar.sbp.epipolar import estimate_alignment
+from autocar.sbp.epipolar import estimate_alignment, warp_record
 
 __all__ = ["ReconstructConfig", "FrameResult", "default_model", "reconstruct_pair", "reconstruct_case",
            "write_result", "hull_skeleton_graph", "paired_frames"]
@@ -150,7 +150,7 @@ def reconstruct_pair(
         t = time.perf_counter()
         alignment = estimate_alignment(masks, views)
         if alignment.accepted:
-            warp = tuple(tuple(round(float(x), 6) for x in row) for row in alignment.matrix)
+            warp = tuple(tuple(row) for row in alignment.matrix)
             masks = [masks[0], alignment.warp(masks[1])]
         times["align"] = time.perf_counter() - t
     t = time.perf_counter()
@@ -280,7 +280,7 @@ def reconstruct_case(
     frame_extra = tuple(
         {"hull_voxels": r.hull_voxels, "vessel_voxels": r.kept_voxels,
          "seconds": {k: round(v, 4) for k, v in r.seconds.items()}, **r.postprocess,
-         **({"view_warp_px": {b.name: [list(row) for row in r.view_warp]}} if r.view_warp is not None else {}),
+         **(warp_record(b.name, r.view_warp) if r.view_warp is not None else {}),
          **({"empty_reason": r.reason} if r.reason else {})}
         for r in results
     )

@@ -17,12 +17,18 @@ from autocar.sbp.epipolar import (
     epipolar_angles,
     epipolar_frame,
     estimate_alignment,
-    shift_mask,
+    warp_mask,
 )
 from autocar.synth.cases import SynthCaseConfig, synthesize_case
 
 AP = CArmView(0.0, 0.0, 1000.0, 750.0, (0.3, 0.3), 256, 256)
 LAO90 = CArmView(90.0, 0.0, 1000.0, 750.0, (0.3, 0.3), 256, 256)
+
+
+def shift_mask(mask: np.ndarray, shift_px) -> np.ndarray:
+    """``mask`` with its content moved by ``shift_px`` (row, col) px: a pure-translation view warp."""
+    dr, dc = (float(x) for x in shift_px)
+    return warp_mask(mask, [[1.0, 0.0, -dr], [0.0, 1.0, -dc]])
 
 
 @pytest.fixture(scope="module")
@@ -144,7 +150,7 @@ def test_gates_reject_large_shallow_or_limit_warps(sync_pair):
     assert not limit.accepted and "limit" in limit.reason
 
 
-def test_shift_mask_moves_pixels():
+def test_warp_mask_moves_pixels():
     m = np.zeros((20, 20), bool)
     m[5, 7] = True
     out = shift_mask(m, (2.0, -3.0))
@@ -152,6 +158,8 @@ def test_shift_mask_moves_pixels():
     assert shift_mask(m, (0.0, 0.0)) is not m and np.array_equal(shift_mask(m, (0, 0)), m)
     with pytest.raises(ShapeError, match=r"\(2, 3\)"):
         apply_view_warp(np.zeros((1, 2)), np.eye(2))
+    with pytest.raises(ShapeError, match=r"\(2, 3\)"):
+        warp_mask(m, np.eye(2))
 
 
 def test_bad_inputs():

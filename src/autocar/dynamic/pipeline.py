@@ -43,7 +43,7 @@ from autocar.reconstruct import (
     paired_frames,
     reconstruct_pair,
 )
-from autocar.sbp.epipolar import EpipolarAlignment, estimate_alignment
+from autocar.sbp.epipolar import EpipolarAlignment, estimate_alignment, warp_record
 
 __all__ = ["reconstruct_dynamic", "pick_reference", "deformed_meshes", "DynamicResult", "sequence_alignment"]
 
@@ -178,7 +178,7 @@ def reconstruct_dynamic(
         alignment = sequence_alignment(masks, views)
         if alignment is not None:
             masks[1] = np.stack([alignment.warp(m) for m in masks[1]])
-            warp_extra = {"view_warp_px": {b.name: [[round(float(x), 6) for x in row] for row in alignment.matrix]}}
+            warp_extra = warp_record(b.name, alignment.matrix)
         seconds["align"] = time.perf_counter() - t0
     config = dc_replace(config, align_views=False)  # (static frames: warped here or not at all)
     t0 = time.perf_counter()

@@ -45,7 +45,7 @@ from autocar.errors import CaseFormatError, ShapeError
 from autocar.geometry.carm import CArmView
 from autocar.io.atomic import atomic_write_text
 from autocar.io.results import Reconstruction
-from autocar.sbp.epipolar import apply_view_warp
+from autocar.sbp.epipolar import apply_view_warp, frame_view_warps
 
 __all__ = [
     "MAX_IMAGE_SIDE_PX",
@@ -507,14 +507,11 @@ def report_payload(
             entry["edges"] = g.edges.tolist()
         proj = {}
         # A view whose mask the epipolar alignment warped shows the tree through that warp.
-        warps = (rec.frame_extra[k].get("view_warp_px", {}) if rec.frame_extra else {}) or {}
+        warps = frame_view_warps(rec.frame_extra[k] if rec.frame_extra else None, k)
         for name, view in zip(names, geoms):
             rc, _ = view.project(g.nodes)
             if name in warps:
-                try:
-                    rc = apply_view_warp(rc, warps[name])
-                except ShapeError as exc:
-                    raise CaseFormatError(f"frame {k}: view_warp_px of view {name}: {exc}") from exc
+                rc = apply_view_warp(rc, warps[name])
             proj[name] = _r2_list(rc)
         entry["proj"] = proj
         entry["pair"] = [int(pairs[k, 0]), int(pairs[k, 1])]

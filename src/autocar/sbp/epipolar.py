@@ -39,17 +39,19 @@ Units: pixels in the images, radians for epipolar plane angles.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
+from typing import Any
 
 import numpy as np
 from scipy import ndimage
 
-from autocar.errors import ShapeError
+from autocar.errors import CaseFormatError, ShapeError
 from autocar.geometry import CArmView
 
 __all__ = ["AlignConfig", "EpipolarAlignment", "EpipolarFrame", "apply_view_warp", "crossing_counts",
-           "epipolar_angles", "epipolar_frame", "estimate_alignment", "shift_mask", "warp_mask"]
+           "epipolar_angles", "epipolar_frame", "estimate_alignment", "frame_view_warps", "warp_mask",
+           "warp_record"]
 
 
 @dataclass(frozen=True)
@@ -142,24 +144,46 @@ class EpipolarAlignment:
         return warp_mask(mask, self.matrix)
 
 
+def _warp_matrix(matrix: Sequence[Sequence[float]]) -> np.ndarray:
+    m = np.asarray(matrix, float)
+    if m.shape != (2, 3):
+        raise ShapeError(f"a view warp is a (2, 3) matrix, got shape {m.shape}")
+    return m
+
+
 def warp_mask(mask: np.ndarray, matrix: Sequence[Sequence[float]]) -> np.ndarray:
     """A (H, W) mask resampled through a view warp (2, 3) (:attr:`EpipolarAlignment.matrix`,
     the ``view_warp_px`` of a result): output pixel q takes the mask at M q + t (bilinear,
     threshold 0.5, zeros beyond the image)."""
-    m = np.asarray(matrix, float)
-    if m.shape != (2, 3):
-        raise ShapeError(f"a view warp is a (2, 3) matrix, got shape {m.shape}")
+    m = _warp_matrix(matrix)
     img = (np.asarray(mask) > 0).astype(np.float32)
     return ndimage.affine_transform(img, m[:, :2], offset=m[:, 2], order=1, mode="constant") > 0.5
 
 
 def apply_view_warp(rc: np.ndarray, matrix: Sequence[Sequence[float]]) -> np.ndarray:
     """Pixels (..., 2) of a warped view mapped to its original image with an :attr:`EpipolarAlignment.matrix`."""
-    m = np.asarray(matrix, float)
-    if m.shape != (2, 3):
-        raise ShapeError(f"a view warp is a (2, 3) matrix, got shape {m.shape}")
-    rc = np.asarray(rc, float)
-    return rc @ m[:, :2].T + m[:, 2]
+    m = _warp_matrix(matrix)
+    return np.asarray(rc, float) @ m[:, :2].T + m[:, 2]
+
+
+def warp_record(view_name: str, matrix: Sequence[Sequence[float]]) -> dict[str, Any]:
+    """The ``view_warp_px`` entry of a result frame for one warped view (matrix rounded to 1e-6)."""
+    return {"view_warp_px": {view_name: [[round(float(x), 6) for x in row] for row in _warp_matrix(matrix)]}}
+
+
+def frame_view_warps(frame_extra: Mapping[str, Any] | None, k: int) -> dict[str, np.ndarray]:
+    """View name -> (2, 3) warp from the ``view_warp_px`` of result frame ``k`` (``frame_extra``: that
+    frame's extra keys, or None); CaseFormatError when one is not a (2, 3) matrix."""
+    warps = (frame_extra or {}).get("view_warp_px") or {}
+    if not isinstance(warps, Mapping):
+        raise CaseFormatError(f"frame {k}: view_warp_px must map view names to (2, 3) matrices, got {warps!r}")
+    out = {}
+    for name, matrix in warps.items():
+        try:
+            out[name] = _warp_matrix(matrix)
+        except (ShapeError, TypeError, ValueError) as exc:
+            raise CaseFormatError(f"frame {k}: view_warp_px of view {name}: {exc}") from exc
+    return out
 
 
 def epipolar_frame(views: Sequence[CArmView]) -> EpipolarFrame:
@@ -187,9 +211,14 @@ def epipolar_angles(view: CArmView, rc: np.ndarray, frame: EpipolarFrame) -> np.
     return np.arctan2(w @ frame.e2, w @ frame.e1)
 
 
+def _centre(view: CArmView) -> np.ndarray:
+    """(row, col) of the image centre (px)."""
+    return np.array([(view.rows - 1) / 2.0, (view.columns - 1) / 2.0])
+
+
 def _angle_gradient(view: CArmView, frame: EpipolarFrame) -> np.ndarray:
     """(2,) d(angle)/d(row, col) at the image centre (radians per px)."""
-    c = np.array([(view.rows - 1) / 2.0, (view.columns - 1) / 2.0])
+    c = _centre(view)
     t = epipolar_angles(view, np.stack([c, c + [1.0, 0.0], c + [0.0, 1.0]]), frame)
     return np.array([t[1] - t[0], t[2] - t[0]])
 
@@ -208,8 +237,9 @@ def _line_points(view: CArmView, angles: np.ndarray, frame: EpipolarFrame, step_
     s = np.arange(-half, half + step_px, step_px)
     pr, pc = -c0 * b / nn**2, -c0 * a / nn**2  # foot of the line from the image centre
     dr, dc = a / nn, -b / nn
-    rows = (view.rows - 1) / 2.0 + pr[:, None] + s * dr[:, None]
-    cols = (view.columns - 1) / 2.0 + pc[:, None] + s * dc[:, None]
+    c = _centre(view)
+    rows = c[0] + pr[:, None] + s * dr[:, None]
+    cols = c[1] + pc[:, None] + s * dc[:, None]
     return rows, cols
 
 
@@ -271,7 +301,7 @@ def estimate_alignment(masks: Sequence[np.ndarray], views: Sequence[CArmView],
     ca = crossing_counts(ms[0], views[0], angles, frame, config.sample_px)
     cb = crossing_counts(ms[1], views[1], angles, frame, config.sample_px)
     vb = views[1]
-    centre_rc = np.array([(vb.rows - 1) / 2.0, (vb.columns - 1) / 2.0])
+    centre_rc = _centre(vb)
     centre = (float(epipolar_angles(vb, centre_rc[None], frame)[0]) - lo) / step  # line index of B's centre
     px_per_line = step / per_px[1]
     max_offset = int(np.ceil(config.max_shift_px / px_per_line)) + 2
@@ -301,10 +331,3 @@ def estimate_alignment(masks: Sequence[np.ndarray], views: Sequence[CArmView],
         return EpipolarAlignment(accepted=False, reason=f"stretch at the limit of +-{config.max_scale}", **found)
     return EpipolarAlignment(accepted=True, **found)
 
-
-def shift_mask(mask: np.ndarray, shift_px: Sequence[float]) -> np.ndarray:
-    """``mask`` (H, W) moved by ``shift_px`` (row, col) pixels (bilinear, threshold 0.5; zeros enter)."""
-    m = np.asarray(mask) > 0
-    if not any(shift_px):
-        return m.copy()
-    return ndimage.shift(m.astype(np.float32), tuple(float(s) for s in shift_px), order=1, mode="constant") > 0.5
