@@ -27,6 +27,7 @@ from autocar.io.case import Case
 from autocar.io.results import Reconstruction
 from autocar.net.model import AutocarNet
 from autocar.net.train import load_model
+from autocar.graph.bridge import bridge_gaps
 from autocar.sbp.carve import SBPConfig, carve, distance_maps
 from autocar.sbp.epipolar import estimate_alignment, warp_record
 
@@ -80,6 +81,13 @@ class ReconstructConfig:
         explanation of some pixels; 1 (default) = never. On the tuning pairs
         (``benchmarks/tune_prune.py --only-order``) 0.8 trades recall for precision:
         F1 @1 mm 0.789 -> 0.784 synchronised, 0.648 -> 0.654 weakly synchronised.
+    bridge_gap_mm : last, pieces of the tree closer than this (mm) are joined where the
+        straight gap between them projects onto vessel in both masks
+        (:func:`autocar.graph.bridge.bridge_gaps`); 0 = never. On 40 tuning pairs (seeds
+        1.5e6+ weak and synchronised, 1.8e6+ weak) the ostium found by
+        :mod:`autocar.quant` lies within 5 mm of the true one in 55 % of the pairs without
+        bridging, 70 % with 4 or 8 mm and 78 % with 12 mm; F1 @1 mm is unchanged
+        (0.673 / 0.793 / 0.637 -> 0.675 / 0.798 / 0.638 at 12 mm).
     """
 
     threshold: float = 0.2
@@ -92,11 +100,12 @@ class ReconstructConfig:
     learned_ghost_order: bool = False
     max_ghost_probability: float = 1.0
     align_views: bool | None = None
+    bridge_gap_mm: float = 12.0
 
     def raw_hull(self) -> "ReconstructConfig":
         """The same options for baseline (a), ``--method hull-skeleton``: every hull voxel's
-        skeleton, no small pieces removed, no ghost pruning, no epipolar alignment."""
-        return replace(self, min_component_mm=0.0, prune_ghosts=False, align_views=False)
+        skeleton, no small pieces removed, no ghost pruning, no epipolar alignment, no gap bridging."""
+        return replace(self, min_component_mm=0.0, prune_ghosts=False, align_views=False, bridge_gap_mm=0.0)
 
 
 @dataclass
@@ -204,6 +213,11 @@ def reconstruct_pair(
         post["ghost_branches_removed"] = report.removed
         post["ghost_length_removed_mm"] = round(report.removed_length_mm, 1)
         times["prune"] = time.perf_counter() - t
+    if config.bridge_gap_mm > 0 and graph.num_edges:
+        t = time.perf_counter()
+        graph, bridged = bridge_gaps(graph, masks, views, max_gap_mm=config.bridge_gap_mm)
+        post["gaps_bridged"] = bridged
+        times["bridge"] = time.perf_counter() - t
     if model is None:
         reason = "" if graph.num_nodes else "the hull left no centre line"
     else:
