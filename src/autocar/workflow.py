@@ -273,6 +273,11 @@ def run(
         t0 = time.perf_counter()
         measurements = _measure(graph, mask_case, reference)
         seconds["measure"] = time.perf_counter() - t0
+        if measurements.get("catheter"):
+            cath = measurements["catheter"]
+            notes.append(f"a guiding-catheter piece at the ostium ({cath['length_mm']:.0f} mm, diameter "
+                         f"{2 * cath['radius_mm']:.1f} mm, then {2 * cath['ostium_radius_mm']:.1f} mm vessel) "
+                         "is left out of the vessels")
     pairs = np.asarray(rec.extra.get("frame_pairs", [[k, k] for k in range(rec.num_frames)]), dtype=np.int64)
     t0 = time.perf_counter()
     files: list[str] = []

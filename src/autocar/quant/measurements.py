@@ -21,8 +21,14 @@ Format ``"autocar-measurements/1"`` (agreed with the viewer)::
         {"segment": 0, "name": "LAD", "node": 40, "position_mm": [x, y, z],
          "distance_from_ostium_mm": 35.2, "diameter_stenosis_percent": 55.0,
          "minimal_diameter_mm": 1.3, "reference_diameter_mm": 2.9, "lesion_length_mm": 8.0}
-      ]
+      ],
+      "catheter": {"nodes": [301, 302, ...], "ostium_node": 12, "length_mm": 21.4,
+                   "radius_mm": 0.9, "ostium_radius_mm": 1.8} | null
     }
+
+``catheter`` (optional; null or absent when none was found) is the guiding-catheter
+piece found at the ostium (:mod:`autocar.quant.catheter`): its nodes belong to no
+segment, and the LM / RCA starts at ``ostium_node``.
 
 Lengths are measured on the centre line smoothed with ``course_smooth_mm``
 (1 mm; :func:`autocar.quant.segments.smooth_polyline`, which keeps straight
@@ -227,6 +233,7 @@ def measure(
         ],
         "segments": segments,
         "stenoses": stenoses,
+        "catheter": None if tree.catheter is None else tree.catheter.to_dict(),
     }
     validate_measurements(data, source="measure()")
     return data
@@ -370,6 +377,16 @@ def validate_measurements(data: Any, *, source: str = "measurements") -> dict:
         for k in ("distance_from_ostium_mm", "minimal_diameter_mm", "reference_diameter_mm", "lesion_length_mm"):
             c.number(s[k], f"{w}.{k}", minimum=0)
         c.number(s["diameter_stenosis_percent"], f"{w}.diameter_stenosis_percent")
+    cath = top.get("catheter")
+    if cath is not None:
+        c.obj(cath, "catheter", ("nodes", "ostium_node", "length_mm", "radius_mm", "ostium_radius_mm"))
+        if not isinstance(cath["nodes"], list) or not cath["nodes"]:
+            c.fail("catheter.nodes", "must be a non-empty list of node indices")
+        for k, n in enumerate(cath["nodes"]):
+            c.integer(n, f"catheter.nodes[{k}]")
+        c.integer(cath["ostium_node"], "catheter.ostium_node")
+        for k in ("length_mm", "radius_mm", "ostium_radius_mm"):
+            c.number(cath[k], f"catheter.{k}", minimum=0)
     return data
 
 

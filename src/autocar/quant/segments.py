@@ -46,6 +46,7 @@ import numpy as np
 
 from autocar.centerline import CenterlineGraph
 from autocar.errors import ShapeError, TreeFormatError
+from autocar.quant.catheter import Catheter, find_catheter, without_nodes
 
 __all__ = [
     "APEX_DIRECTION",
@@ -106,6 +107,8 @@ class VesselTree:
     owner : (N,) id of the kept segment owning each node, -1 for nodes of dropped spurs
         and isolated nodes.
     side : "left", "right" or None.
+    catheter : the guiding-catheter piece found at the ostium (its nodes belong to no
+        segment and ``graph`` holds none of its edges), or None.
     """
 
     graph: CenterlineGraph
@@ -115,6 +118,7 @@ class VesselTree:
     segments: tuple[Segment, ...]
     owner: np.ndarray
     side: str | None
+    catheter: Catheter | None = None
 
     def path_from_root(self, node: int) -> np.ndarray:
         """Nodes from the root of ``node``'s component down to ``node``, (K,)."""
@@ -379,6 +383,7 @@ def split_segments(
     root_probe_mm: float = 3.0,
     branch_probe_mm: float = 10.0,
     use_labels: bool = True,
+    catheter: bool = True,
 ) -> VesselTree:
     """Cut a centre-line tree (or forest) into vessels.
 
@@ -392,6 +397,10 @@ def split_segments(
     root_probe_mm : length over which a candidate ostium's radius is averaged, mm.
     branch_probe_mm : length over which a child's radius is averaged at a junction, mm.
     use_labels : follow and name by the graph's labels when it has them.
+    catheter : when ``root`` is None, first look for a guiding-catheter piece at a free
+        end (:func:`autocar.quant.catheter.find_catheter`); when there is one, its edges
+        are left out of the measured graph (:attr:`VesselTree.catheter`) and the ostium
+        it leads to is the root.
 
     Returns
     -------
@@ -419,6 +428,12 @@ def split_segments(
             f"graph has a cycle ({graph.num_edges} edges on {graph.num_nodes} nodes in "
             f"{int(graph.components().max()) + 1} components); measurements need a tree or forest"
         )
+    found = None
+    if catheter and root is None:
+        found = find_catheter(graph)
+        if found is not None:
+            graph = without_nodes(graph, found.nodes)
+            root = found.ostium
     n = graph.num_nodes
     adj = graph.neighbours()
     deg = graph.degrees()
@@ -612,4 +627,5 @@ def split_segments(
         segments=tuple(segments),
         owner=owner,
         side=inferred,
+        catheter=found,
     )
