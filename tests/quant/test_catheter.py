@@ -2,8 +2,8 @@
 
 Tree: trunk (0,0,0) -> (0,0,-20) r 2 (the LM, nodes 0..20), A 30 mm along
 (1,0,-1) r 0.8 (nodes 21..50), B 15 mm along (-1,0,-1) r 0.6 (nodes 51..65);
-the catheter, when attached, runs 20 mm up +z from the ostium (node 0) with
-radius 0.9 mm (nodes 66..85, 85 its free end).
+the catheter, when attached, runs 20 mm from the ostium (node 0), up +z unless
+said otherwise, with radius 0.9 mm (nodes 66..85, 85 its free end).
 """
 
 from __future__ import annotations
@@ -27,7 +27,7 @@ LAO90 = CArmView(90.0, 0.0, 1100.0, 750.0, (0.3, 0.3), 512, 512)
 CATHETER = list(range(85, 65, -1))  # free end first
 
 
-def tree(catheter: bool = True, lm_radius: float = 2.0) -> CenterlineGraph:
+def tree(catheter: bool = True, lm_radius: float = 2.0, up=(0.0, 0.0, 1.0)) -> CenterlineGraph:
     nodes = [[0.0, 0.0, -float(z)] for z in range(21)]
     radii = [lm_radius] * 21
     edges = [(i, i + 1) for i in range(20)]
@@ -40,15 +40,17 @@ def tree(catheter: bool = True, lm_radius: float = 2.0) -> CenterlineGraph:
         edges += list(zip(chain[:-1], chain[1:]))
     if catheter:
         first = len(nodes)
-        nodes += [[0.0, 0.0, float(k + 1)] for k in range(20)]
+        u = np.asarray(up, float) / np.linalg.norm(up)
+        nodes += [list(u * (k + 1)) for k in range(20)]
         radii += [0.9] * 20
         chain = [0] + list(range(first, first + 20))
         edges += list(zip(chain[:-1], chain[1:]))
     return CenterlineGraph(np.asarray(nodes), np.asarray(radii), np.asarray(edges))
 
 
-def test_the_catheter_piece_and_the_ostium_are_found():
-    c = find_catheter(tree())
+@pytest.mark.parametrize("direction", [(0.0, 0.0, 1.0), (0.0, 1.0, 0.3), (-1.0, 0.0, 0.5)])
+def test_the_catheter_piece_and_the_ostium_are_found(direction):
+    c = find_catheter(tree(up=direction))
     assert c is not None
     assert c.nodes.tolist() == CATHETER and c.ostium == 0
     assert c.length_mm == pytest.approx(20.0)
@@ -67,9 +69,11 @@ def test_a_gradual_rise_to_the_ostium_places_it_half_way():
     assert c.ostium_radius_mm == pytest.approx(1.8)
 
 
-@pytest.mark.parametrize("case", ["no catheter", "tapering tip", "side branch", "wide piece", "short piece"])
+@pytest.mark.parametrize("case", ["no catheter", "tapering tip", "side branch", "wide piece", "short piece",
+                                  "pointing down"])
 def test_what_is_not_a_catheter(case):
-    g = tree(catheter=case == "wide piece")
+    up = (0.0, 1.0, -0.3) if case == "pointing down" else (0.0, 0.0, 1.0)
+    g = tree(catheter=case in ("wide piece", "pointing down"), up=up)
     radii = g.radii.copy()
     if case == "tapering tip":
         # Read from its tip, a vessel widens slowly: A from 0.6 to 2.0 over 30 mm.
@@ -81,6 +85,10 @@ def test_what_is_not_a_catheter(case):
         # An end piece as wide as a vessel (r 1.8) before a wider one (r 3.5) is no catheter.
         radii[:21] = 3.5
         radii[66:] = 1.8
+    elif case == "pointing down":
+        # A narrow piece that opens into the LM but whose free end lies below the ostium
+        # (here level with it and falling): no catheter comes up from the apex.
+        pass
     elif case == "short piece":
         # 3 mm of narrow centre line at the trunk's end is too short to tell.
         radii[[0, 1, 2]] = 0.9

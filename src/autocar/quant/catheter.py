@@ -23,7 +23,17 @@ the median radius from the end to ``s``, which must itself be nearly
 constant (10-90 % spread within ``max_spread`` of its median) and at most
 ``max_radius_mm``, and the wider part at least ``min_ostium_radius_mm``. The
 ostium is the first node past ``s`` whose radius reaches half-way between the
-two. Of several candidate ends the one with the widest ostium wins.
+two. The catheter comes down the ascending aorta to the ostia, so its free end
+must lie above the ostium: the unit vector from the ostium to the free end has
+a superior (+z in DICOM LPS) component of at least ``min_rise`` (0.2, about
+12 deg above the horizontal). Of several candidate ends the one with the widest
+ostium wins.
+
+Measured on 40 reconstructions of catheter-free synthetic mask pairs (tuning
+seeds 1.5e6+ and 1.8e6+, throwaway check): without the rise test 6 real vessel
+ends (radius 0.46-0.76 mm, a junction lost to pruning further in) passed the
+radius tests; all of them ran towards the apex (superior component -0.45 to
+-0.71), the demo's catheter in every frame upwards (+0.68 to +0.89).
 
 Units: mm. Shapes: N nodes, K nodes of the catheter.
 """
@@ -89,6 +99,7 @@ def find_catheter(
     max_spread: float = 0.35,
     max_radius_mm: float = 1.5,
     min_ostium_radius_mm: float = 1.0,
+    min_rise: float = 0.2,
 ) -> Catheter | None:
     """The catheter piece of ``graph`` (module doc), or None when no free end shows one."""
     if not isinstance(graph, CenterlineGraph):
@@ -122,6 +133,9 @@ def find_catheter(
                 continue
             half = 0.5 * (rb + ra)
             o = k + 1 + int(np.argmax(r[k + 1:] >= half))
+            up = p[0] - p[o]
+            if float(up[2]) < min_rise * float(np.linalg.norm(up)):
+                break  # the free end does not lie above the ostium: not a catheter from the aorta
             if best is None or ra > best.ostium_radius_mm:
                 best = Catheter(np.asarray(path[:o], np.int64), int(path[o]), float(s[o]), rb, ra)
             break
