@@ -83,11 +83,12 @@ class ReconstructConfig:
         F1 @1 mm 0.789 -> 0.784 synchronised, 0.648 -> 0.654 weakly synchronised.
     bridge_gap_mm : last, pieces of the tree closer than this (mm) are joined where the
         straight gap between them projects onto vessel in both masks
-        (:func:`autocar.graph.bridge.bridge_gaps`); 0 = never. On 40 tuning pairs (seeds
-        1.5e6+ weak and synchronised, 1.8e6+ weak) the ostium found by
-        :mod:`autocar.quant` lies within 5 mm of the true one in 55 % of the pairs without
-        bridging, 70 % with 4 or 8 mm and 78 % with 12 mm; F1 @1 mm is unchanged
-        (0.673 / 0.793 / 0.637 -> 0.675 / 0.798 / 0.638 at 12 mm).
+        (:func:`autocar.graph.bridge.bridge_gaps`); 0 = never. On 40 tuning pairs
+        (``benchmarks/tune_bridge.py``: seeds 1.5e6+ weak and synchronised, 1.8e6+ weak)
+        the ostium :mod:`autocar.quant` picks lies within 5 mm of the true one in 30 of
+        the 40 pairs without bridging, 33 / 36 / 36 with 4 / 8 / 12 mm (pieces per tree
+        6.1 -> 3.6 at 12 mm); F1 @1 mm is unchanged (0.673 / 0.793 / 0.637 -> 0.675 /
+        0.798 / 0.638 at 12 mm).
     """
 
     threshold: float = 0.2
