@@ -5,10 +5,11 @@ Methods (all from the same two vessel masks and geometry):
 - ``hull-skeleton``: the raw two-view visual hull (SBP) skeletonised, no
   network, nothing removed, no epipolar alignment (baseline a);
 - ``hull-graph``: the hull of the epipolar-aligned masks with small isolated pieces removed before the
-  skeleton and two-view ghost pruning after it (baseline b: graph heuristics
-  without a network; :mod:`autocar.graph.prune`);
+  skeleton, two-view ghost pruning and gap bridging after it (baseline b: graph
+  heuristics without a network; :mod:`autocar.graph.prune`);
 - ``network-raw``: the shipped sparse U-Net keeps the hull voxels it believes
-  are vessel, skeletonised, nothing after it (the method before ghost pruning);
+  are vessel, skeletonised, its pieces bridged (:mod:`autocar.graph.bridge`),
+  nothing else (the method before ghost pruning);
 - ``network``: the same, completed from the hull's branches that explain what
   the network left unexplained in both views, then ghost-pruned (autocar's
   default);

@@ -17,7 +17,8 @@ from autocar.geometry import CArmView
 from autocar.graph.bridge import bridge_gaps
 from autocar.synth.render import render_mask
 
-VIEWS = [CArmView(0.0, 0.0, 1100.0, 750.0, (0.3, 0.3), 256, 256), CArmView(90.0, 0.0, 1100.0, 750.0, (0.3, 0.3), 256, 256)]
+VIEWS = [CArmView(0.0, 0.0, 1100.0, 750.0, (0.3, 0.3), 256, 256),
+         CArmView(90.0, 0.0, 1100.0, 750.0, (0.3, 0.3), 256, 256)]
 
 
 def chain(points: np.ndarray, radius: float = 1.0, start: int = 0) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
