@@ -8,8 +8,6 @@ said otherwise, with radius 0.9 mm (nodes 66..85, 85 its free end).
 
 from __future__ import annotations
 
-import math
-
 import numpy as np
 import pytest
 
@@ -21,31 +19,25 @@ from autocar.quant.measurements import measure, validate_measurements
 from autocar.quant.segments import split_segments
 from autocar.quant.views import ViewSearchOptions
 from autocar.synth.trees import generate_tree
+from test_measurements import y_tree  # the same directory is on sys.path (pytest's rootdir insertion)
 
 AP = CArmView(0.0, 0.0, 1100.0, 750.0, (0.3, 0.3), 512, 512)
 LAO90 = CArmView(90.0, 0.0, 1100.0, 750.0, (0.3, 0.3), 512, 512)
 CATHETER = list(range(85, 65, -1))  # free end first
 
 
-def tree(catheter: bool = True, lm_radius: float = 2.0, up=(0.0, 0.0, 1.0)) -> CenterlineGraph:
-    nodes = [[0.0, 0.0, -float(z)] for z in range(21)]
-    radii = [lm_radius] * 21
-    edges = [(i, i + 1) for i in range(20)]
-    for direction, length, r in (((1, 0, -1), 30, 0.8), ((-1, 0, -1), 15, 0.6)):
-        d = np.asarray(direction, float) / math.sqrt(2)
-        first = len(nodes)
-        nodes += [list(np.array([0.0, 0.0, -20.0]) + d * (k + 1)) for k in range(length)]
-        radii += [r] * length
-        chain = [20] + list(range(first, first + length))
-        edges += list(zip(chain[:-1], chain[1:]))
-    if catheter:
-        first = len(nodes)
-        u = np.asarray(up, float) / np.linalg.norm(up)
-        nodes += [list(u * (k + 1)) for k in range(20)]
-        radii += [0.9] * 20
-        chain = [0] + list(range(first, first + 20))
-        edges += list(zip(chain[:-1], chain[1:]))
-    return CenterlineGraph(np.asarray(nodes), np.asarray(radii), np.asarray(edges))
+def tree(catheter: bool = True, up=(0.0, 0.0, 1.0)) -> CenterlineGraph:
+    """test_measurements' Y tree with thinner children, and the catheter (module doc)."""
+    y = y_tree()
+    radii = y.radii.copy()
+    radii[21:51], radii[51:66] = 0.8, 0.6
+    if not catheter:
+        return CenterlineGraph(y.nodes, radii, y.edges)
+    u = np.asarray(up, float) / np.linalg.norm(up)
+    tube = u * np.arange(1, 21)[:, None]
+    chain = np.concatenate([[0], np.arange(66, 86)])
+    return CenterlineGraph(np.vstack([y.nodes, tube]), np.concatenate([radii, np.full(20, 0.9)]),
+                           np.vstack([y.edges, np.stack([chain[:-1], chain[1:]], axis=1)]))
 
 
 @pytest.mark.parametrize("direction", [(0.0, 0.0, 1.0), (0.0, 1.0, 0.3), (-1.0, 0.0, 0.5)])

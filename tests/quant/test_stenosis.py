@@ -69,10 +69,28 @@ def test_noise_estimate_recovers_the_sd():
 def test_junction_step_is_not_a_lesion_when_the_junction_is_known():
     # The lumen drops by 35 % where a big side branch leaves (at 40 mm) and stays there.
     d = np.where(S <= 40.0, 3.0, 1.95)
-    assert len(find_lesions(S, d, noise_mm=0.0)) == 1  # a smooth fit reads the step as disease
+    # A smooth fit reads the step as disease...
+    assert len(find_lesions(S, d, noise_mm=0.0, options=StenosisOptions(min_shoulder_percent=0.0))) == 1
+    # ...unless the junction is known, or the lumen past the "lesion" is checked: it is as
+    # wide as the minimum, so the narrowing is no narrowing.
     assert find_lesions(S, d, steps_mm=[40.0], noise_mm=0.0) == []
+    assert find_lesions(S, d, noise_mm=0.0) == []
     ref = reference_diameter(S, d, steps_mm=[40.0])
     np.testing.assert_allclose(ref, d, atol=0.02)  # the small ridge on the step costs < 1 %
+
+
+def test_a_bulge_does_not_make_the_lumen_beside_it_a_lesion():
+    # Reconstructed diameters bulge 70 % over 5 mm where two vessels overlap in both views;
+    # the lumen either side is the vessel's normal 1.2 mm. The bulge lifts the reference,
+    # but neither side is narrower than the lumen next to it.
+    d = np.full(S.shape, 1.2) + 0.84 * np.exp(-0.5 * ((S - 40.0) / 2.0) ** 2)
+    assert len(find_lesions(S, d * 1.5, noise_mm=0.0, options=StenosisOptions(min_shoulder_percent=0.0))) >= 1
+    assert find_lesions(S, d * 1.5, noise_mm=0.0) == []
+    # A real 50 % lesion next to the bulge is still found.
+    lesion = 1.0 - 0.5 * np.clip(np.cos(np.pi * (S - 60.0) / 8.0), 0, None) * (np.abs(S - 60.0) <= 4.0)
+    found = find_lesions(S, d * 1.5 * lesion, noise_mm=0.0)
+    assert len(found) == 1 and abs(found[0].arc_mm - 60.0) <= 0.5
+    assert found[0].diameter_stenosis_percent == pytest.approx(50.0, abs=6.0)
 
 
 def test_bad_profiles_are_rejected():
