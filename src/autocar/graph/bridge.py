@@ -17,7 +17,11 @@ that merely pass near each other in 3D (not along one ray in either view) stay
 apart. Candidates are taken shortest first, one per pair of components, and a
 bridge is only added between two pieces not yet joined (Kruskal's rule), so
 the result stays a forest. Each bridge gets intermediate nodes at most
-``step_mm`` apart with radii interpolated between its two ends.
+``step_mm`` apart; their radii are measured in the masks like every other
+node's (:func:`autocar.graph.extract.radii_from_masks`: smallest over the
+views), so a narrowing inside the gap, often the reason the network lost the
+vessel there, stays measurable; where a node falls off a mask the radius is
+interpolated between the bridge's two ends.
 
 Units: mm (world, DICOM LPS), tolerances in pixels. Shapes: N nodes, E edges.
 """
@@ -86,6 +90,7 @@ def bridge_gaps(
     comp = graph.components()
     if comp.max() == 0:
         return graph, 0
+    raw_masks = masks
     if tolerance_px > 0:
         masks = [ndimage.binary_dilation(m, iterations=int(tolerance_px)) for m in masks]
     # Nodes on edges only (isolated nodes carry nothing to join).
@@ -149,8 +154,15 @@ def bridge_gaps(
         count += inner
     if added == 0:
         return graph, 0
+    all_nodes = np.vstack(nodes)
+    all_radii = np.concatenate(radii)
+    if count > graph.num_nodes:
+        from autocar.graph.extract import radii_from_masks
+
+        new = CenterlineGraph(all_nodes[graph.num_nodes:], all_radii[graph.num_nodes:], np.zeros((0, 2), np.int64))
+        all_radii[graph.num_nodes:] = radii_from_masks(new, raw_masks, views)
     out = CenterlineGraph(
-        np.vstack(nodes), np.concatenate(radii), np.vstack(edges),
+        all_nodes, all_radii, np.vstack(edges),
         None if labels is None else np.concatenate(labels), graph.label_names,
     )
     return out, added
