@@ -43,21 +43,15 @@ SEED0 = 2_300_000
 INPUTS = ("unet", "frangi", "masks")
 
 
-def dice(pred: np.ndarray, truth: np.ndarray) -> float:
-    """Dice of two boolean stacks (T, H, W); 1.0 when both are empty."""
-    p, t = np.asarray(pred, bool), np.asarray(truth, bool)
-    total = int(p.sum()) + int(t.sum())
-    return 1.0 if total == 0 else 2.0 * int((p & t).sum()) / total
-
-
 def one_case(i: int, frames: int, work: Path, model) -> dict[str, dict]:
     """Run the three inputs of case ``i``; returns their scores by input name."""
     import torch
 
     from autocar.evaluate import evaluate_reconstruction
     from autocar.io.case import write_case
-    from autocar.io.dicom import write_xa
+    from autocar.io.dicom import write_case_xa
     from autocar.io.results import Reconstruction, read_reconstruction
+    from autocar.metrics import mask_scores
     from autocar.synth.cases import SynthCaseConfig, synthesize_case
     from autocar.synth.render import ostium_node
     from autocar.workflow import RunOptions, run, segment_case
@@ -67,10 +61,7 @@ def one_case(i: int, frames: int, work: Path, model) -> dict[str, dict]:
     image = synthesize_case(SynthCaseConfig(side=side, frames=frames, kind="image", n_stenoses=1), rng=seed)
     masks = synthesize_case(SynthCaseConfig(side=side, frames=frames, kind="mask", n_stenoses=1), rng=seed)
     dicom_dir = work / f"dicom_{i}"
-    dicom_dir.mkdir()
-    for cv in image.case.views:
-        write_xa(dicom_dir / f"{cv.name}.dcm", cv.frames, cv.view, frame_times_ms=cv.frame_times_ms,
-                 cardiac_phase=cv.cardiac_phase, compress=True)
+    write_case_xa(image.case, dicom_dir, compress=True)
     mask_dir = write_case(masks.case, work / f"masks_{i}")
     true_masks = [np.asarray(cv.frames, bool) for cv in masks.case.views]
     out: dict[str, dict] = {}
@@ -79,7 +70,8 @@ def one_case(i: int, frames: int, work: Path, model) -> dict[str, dict]:
         if name != "masks":
             with torch.no_grad():
                 segmented, _ = segment_case(image.case, name, progress=False)
-            scores["dice_a"], scores["dice_b"] = (dice(cv.frames, t) for cv, t in zip(segmented.views, true_masks))
+            scores["dice_a"], scores["dice_b"] = (mask_scores(cv.frames, t)["dice"]
+                                                  for cv, t in zip(segmented.views, true_masks))
         t0 = time.perf_counter()
         summary = run(mask_dir if name == "masks" else dicom_dir, work / f"out_{name}_{i}",
                       RunOptions(segmenter="unet" if name == "masks" else name, tree=side),

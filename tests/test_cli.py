@@ -21,7 +21,7 @@ from typer.testing import CliRunner
 from autocar.cli import app
 from autocar.geometry.carm import CArmView
 from autocar.io.case import read_case
-from autocar.io.dicom import write_xa
+from autocar.io.dicom import write_case_xa, write_xa
 from autocar.io.results import read_ground_truth
 from autocar.synth.cases import SynthCaseConfig, synthesize_case
 from autocar.synth.poses import PoseDistribution
@@ -173,12 +173,7 @@ def image_case():
 
 
 def _write_pair(sc, folder: Path) -> list[Path]:
-    folder.mkdir(parents=True, exist_ok=True)
-    return [
-        write_xa(folder / f"{cv.name}.dcm", cv.frames, cv.view,
-                 frame_times_ms=cv.frame_times_ms, cardiac_phase=cv.cardiac_phase)
-        for cv in sc.case.views
-    ]
+    return write_case_xa(sc.case, folder)
 
 
 def test_import_dicom_round_trip(image_case, tmp_path):

@@ -9,7 +9,7 @@ import pytest
 
 from autocar.errors import AutocarError, CaseFormatError
 from autocar.io.case import write_case
-from autocar.io.dicom import write_xa
+from autocar.io.dicom import write_case_xa
 from autocar.io.results import read_reconstruction
 from autocar.quant import read_measurements
 from autocar.synth.cases import SynthCaseConfig, synthesize_case
@@ -24,9 +24,7 @@ def image_synth():
 @pytest.fixture(scope="module")
 def dicom_dir(tmp_path_factory, image_synth):
     d = tmp_path_factory.mktemp("dicom")
-    for cv in image_synth.case.views:
-        write_xa(d / f"{cv.name}.dcm", cv.frames, cv.view, frame_times_ms=cv.frame_times_ms,
-                 cardiac_phase=cv.cardiac_phase, compress=True)
+    write_case_xa(image_synth.case, d, compress=True)
     return d
 
 

@@ -47,16 +47,13 @@ def bundle_path() -> Path:
 def make_demo_bundle(out: str | Path, *, seed: int = DEMO_SEED, frames: int = DEMO_FRAMES) -> Path:
     """Write the demo DICOM pair and its ground truth into ``out`` (created or replaced)."""
     from autocar.io.atomic import atomic_directory
-    from autocar.io.dicom import write_xa
+    from autocar.io.dicom import write_case_xa
     from autocar.io.results import Reconstruction, write_reconstruction
     from autocar.synth.cases import SynthCaseConfig, synthesize_case
 
     sc = synthesize_case(SynthCaseConfig(side="left", frames=frames, kind="image", n_stenoses=1), rng=seed)
     with atomic_directory(out, overwrite=True) as tmp:
-        for cv in sc.case.views:
-            write_xa(Path(tmp) / f"{cv.name}.dcm", cv.frames, cv.view, frame_times_ms=cv.frame_times_ms,
-                     cardiac_phase=cv.cardiac_phase, series_description=f"autocar demo view {cv.name}",
-                     compress=True)
+        write_case_xa(sc.case, tmp, compress=True, series_description="autocar demo")
         truth = Reconstruction(frames=sc.truth, extra={
             "description": "true tree at view A's phase of each frame (autocar.demo.make_demo_bundle)",
             "seed": seed, "stenoses": [s.to_dict() for s in sc.stenoses], "lag_fraction": round(sc.lag, 6)})

@@ -32,6 +32,7 @@ from collections.abc import Sequence
 
 import numpy as np
 from scipy import ndimage
+from scipy.cluster.hierarchy import DisjointSet
 from scipy.spatial import cKDTree
 
 from autocar.centerline import CenterlineGraph
@@ -114,14 +115,7 @@ def bridge_gaps(
     cand = order[first]
     cand = cand[np.argsort(dist[cand], kind="stable")]
 
-    parent = list(range(int(comp.max()) + 1))
-
-    def find(x: int) -> int:
-        while parent[x] != x:
-            parent[x] = parent[parent[x]]
-            x = parent[x]
-        return x
-
+    joined = DisjointSet(range(int(comp.max()) + 1))
     nodes = [graph.nodes]
     radii = [graph.radii]
     labels = None if graph.labels is None else [graph.labels]
@@ -130,15 +124,14 @@ def bridge_gaps(
     added = 0
     for k in cand.tolist():
         a, b = int(i[k]), int(j[k])
-        ra, rb = find(int(comp[a])), find(int(comp[b]))
-        if ra == rb:
+        if joined.connected(int(comp[a]), int(comp[b])):
             continue
         pa, pb = graph.nodes[a], graph.nodes[b]
         samples = max(2, int(np.ceil(dist[k] / 0.25)) + 1)
         t = np.linspace(0.0, 1.0, samples)[:, None]
         if not _inside_all(pa + t * (pb - pa), masks, views):
             continue
-        parent[ra] = rb
+        joined.merge(int(comp[a]), int(comp[b]))
         added += 1
         inner = int(np.ceil(dist[k] / step_mm)) - 1
         if inner <= 0:

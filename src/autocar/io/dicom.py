@@ -57,6 +57,7 @@ __all__ = [
     "XASequence",
     "read_xa",
     "write_xa",
+    "write_case_xa",
     "find_xa_files",
     "dicom_dir_to_case",
     "case_from_dicom_dir",
@@ -840,6 +841,25 @@ def write_xa(
     except TypeError:  # pydicom < 3 spells it write_like_original=False
         ds.save_as(buf, write_like_original=False)
     return atomic_write_bytes(path, buf.getvalue())
+
+
+def write_case_xa(
+    case: Any, folder: str | Path, *, compress: bool = False, series_description: str = "autocar synthetic"
+) -> list[Path]:
+    """Write every image view of a case (:class:`autocar.io.case.Case`) as ``folder/NAME.dcm``.
+
+    Each view's frames, geometry, frame times and cardiac phase go through
+    :func:`write_xa`, with the series description ``"<series_description> view NAME"``.
+    ``folder`` is created. Returns the files, in the case's view order.
+    """
+    folder = Path(folder)
+    folder.mkdir(parents=True, exist_ok=True)
+    return [
+        write_xa(folder / f"{cv.name}.dcm", cv.frames, cv.view, frame_times_ms=cv.frame_times_ms,
+                 cardiac_phase=cv.cardiac_phase, series_description=f"{series_description} view {cv.name}",
+                 compress=compress)
+        for cv in case.views
+    ]
 
 
 # -------------------------------------------------------------- discovery

@@ -76,20 +76,6 @@ class Catheter:
         }
 
 
-def _unbranched_path(adj: list[list[int]], end: int) -> list[int]:
-    """Nodes from a degree-1 node through degree-2 nodes up to (and with) the next other node."""
-    path = [end]
-    prev = -1
-    while True:
-        nxt = [v for v in adj[path[-1]] if v != prev]
-        if len(path) > 1 and len(adj[path[-1]]) != 2:
-            return path
-        if len(nxt) != 1:
-            return path
-        prev = path[-1]
-        path.append(nxt[0])
-
-
 def find_catheter(
     graph: CenterlineGraph,
     *,
@@ -106,11 +92,17 @@ def find_catheter(
         raise TypeError(f"graph must be a CenterlineGraph, got {type(graph).__name__}")
     if graph.num_edges == 0:
         return None
-    adj = graph.neighbours()
     deg = graph.degrees()
+    # Unbranched paths from a free end up to the next junction or end: the graph's
+    # branches, read from each of their free ends.
+    from_ends = []
+    for b in graph.branches():
+        if deg[b[0]] == 1:
+            from_ends.append(b)
+        if deg[b[-1]] == 1:
+            from_ends.append(b[::-1])
     best: Catheter | None = None
-    for end in np.flatnonzero(deg == 1).tolist():
-        path = _unbranched_path(adj, int(end))
+    for path in from_ends:
         if len(path) < 4:
             continue
         p = graph.nodes[path]
@@ -137,7 +129,7 @@ def find_catheter(
             if float(up[2]) < min_rise * float(np.linalg.norm(up)):
                 break  # the free end does not lie above the ostium: not a catheter from the aorta
             if best is None or ra > best.ostium_radius_mm:
-                best = Catheter(np.asarray(path[:o], np.int64), int(path[o]), float(s[o]), rb, ra)
+                best = Catheter(path[:o].astype(np.int64), int(path[o]), float(s[o]), rb, ra)
             break
     return best
 
