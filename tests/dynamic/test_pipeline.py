@@ -129,3 +129,20 @@ def test_radii_are_measured_over_all_frames_and_match_the_truth(synth, dynamic):
     assert np.mean(np.abs(g.radii[ok] - rad[i[ok]])) < 0.12
     # The static reference's own radii are replaced by the per-node median over frames.
     assert not np.array_equal(g.radii, dynamic.static[ref].graph.radii)
+
+
+def test_completion_from_other_frames_keeps_the_reference_tree_as_prefix(synth, dynamic):
+    rec = dynamic.reconstruction
+    ref = rec.extra["reference_frame"]
+    n = dynamic.reference_nodes
+    static_ref = dynamic.static[ref].graph
+    assert n == static_ref.num_nodes <= rec.frames[0].num_nodes
+    assert rec.extra["branches_added_from_frames"] >= 0
+    # The reference's own edges come first and unchanged; whatever was added hangs on new nodes or joins.
+    assert np.array_equal(rec.frames[0].edges[: static_ref.num_edges], static_ref.edges)
+    assert (rec.extra["branches_added_from_frames"] == 0) == (rec.frames[0].num_edges == static_ref.num_edges)
+    plain = reconstruct_dynamic(synth.case, track=TrackConfig(iterations=20), complete_frames=False, progress=False)
+    assert "branches_added_from_frames" not in plain.reconstruction.extra
+    assert plain.reconstruction.frames[0].num_nodes == n
+    for g, h in zip(plain.reconstruction.frames, rec.frames):  # same tracked positions of the reference's nodes
+        assert np.allclose(g.nodes, h.nodes[:n])

@@ -12,7 +12,10 @@ Steps (METHOD.md section 4, CASE_FORMAT v1 "Dynamic reconstructions"):
    frames' results (share of its centre line within 3 mm of theirs), among
    the best-synchronised pairs; ties to the earliest.
 4. Track the reference tree through all frames (:func:`autocar.dynamic.track.track_tree`).
-5. Measure every node's radius on the masks of every frame at its tracked
+5. Complete the tracked tree with the branches other frames' static trees
+   found and the reference lost, and bridge its gaps
+   (:func:`autocar.dynamic.complete.complete_from_frames`).
+6. Measure every node's radius on the masks of every frame at its tracked
    position; the median over frames is the radius in all frames.
 
 The result has the same nodes, edges and radii in every frame; per-node
@@ -29,6 +32,7 @@ from typing import Any
 
 import numpy as np
 
+from autocar.dynamic.complete import complete_from_frames
 from autocar.dynamic.phase import FramePairing
 from autocar.dynamic.track import TrackConfig, TrackResult, track_tree
 from autocar.errors import CaseFormatError
@@ -52,8 +56,11 @@ class DynamicResult:
     """Everything the dynamic run produced (the Reconstruction plus its working parts)."""
 
     def __init__(self, reconstruction: Reconstruction, track: TrackResult | None, static: list[FrameResult],
-                 pairing: FramePairing, seconds: dict[str, float]) -> None:
+                 pairing: FramePairing, seconds: dict[str, float], reference_nodes: int | None = None) -> None:
         self.reconstruction = reconstruction
+        # nodes of the reference's own tree: the first ones of every frame (the rest came
+        # from other frames, step 5)
+        self.reference_nodes = reference_nodes
         self.track = track
         self.static = static
         self.pairing = pairing
@@ -151,12 +158,14 @@ def reconstruct_dynamic(
     *,
     frames: int | None = None,
     use_network: bool = True,
+    complete_frames: bool = True,
     progress: bool = True,
 ) -> DynamicResult:
     """Reconstruct a mask case over the heartbeat with one topology (see the module doc).
 
     ``frames`` limits the number of frame pairs; ``use_network=False`` uses
-    the no-network hull for the static frames. A case whose frames are all
+    the no-network hull for the static frames; ``complete_frames=False`` skips
+    step 5 (the reference's topology only). A case whose frames are all
     empty after the static step returns the static (empty) frames.
     """
     from tqdm import tqdm
@@ -202,6 +211,13 @@ def reconstruct_dynamic(
     result = track_tree(static[ref].graph, ref, views, masks, static_graphs=[r.graph for r in static],
                         config=track)
     seconds["track"] = time.perf_counter() - t0
+    if complete_frames and n > 1:
+        t0 = time.perf_counter()
+        others = [k for k in np.argsort(-np.asarray(scores), kind="stable").tolist() if k != ref]
+        result, _, added = complete_from_frames(result, static[ref].graph, [r.graph for r in static], masks, views,
+                                                order=others, bridge_gap_mm=config.bridge_gap_mm)
+        extra["branches_added_from_frames"] = added
+        seconds["complete"] = time.perf_counter() - t0
     # One lumen: each node's radius is measured on the masks of every frame at its tracked
     # position and the median kept for all frames (less noise than one frame's 2D EDT).
     per_frame = np.stack([radii_from_masks(g, [masks[0][k], masks[1][k]], views) for k, g in enumerate(result.graphs)])
@@ -225,7 +241,7 @@ def reconstruct_dynamic(
         for k in range(n)
     )
     rec = Reconstruction(frames=tuple(result.graphs), extra=extra, frame_extra=frame_extra)
-    return DynamicResult(rec, result, static, pairing, seconds)
+    return DynamicResult(rec, result, static, pairing, seconds, static[ref].graph.num_nodes)
 
 
 def deformed_meshes(result: DynamicResult, *, sections: int = 12) -> list[Any]:

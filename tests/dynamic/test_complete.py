@@ -1,0 +1,167 @@
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from autocar.centerline import CenterlineGraph
+from autocar.dynamic.complete import complete_from_frames, invert_deformation
+from autocar.dynamic.track import TrackConfig, track_tree
+from autocar.errors import ShapeError
+from autocar.geometry import CArmView
+from autocar.synth.render import render_mask
+from autocar.synth.trees import generate_tree
+
+VIEWS = [CArmView(30.0, 0.0, 1000.0, 750.0, (0.4, 0.4), 384, 384),
+         CArmView(-30.0, 25.0, 1000.0, 750.0, (0.4, 0.4), 384, 384)]
+SHIFT = np.array([1.5, -1.0, 2.0])
+
+
+def _without_leaf_branch(tree: CenterlineGraph, min_mm: float = 10.0) -> tuple[CenterlineGraph, np.ndarray]:
+    """The tree with its longest leaf branch (>= min_mm) removed but for the junction node;
+    returns (reduced tree, removed node indices of ``tree``)."""
+    deg = tree.degrees()
+    best, best_len = None, 0.0
+    for b in tree.branches():
+        if deg[b[0]] >= 3 and deg[b[-1]] == 1 or deg[b[-1]] >= 3 and deg[b[0]] == 1:
+            length = float(np.linalg.norm(np.diff(tree.nodes[b], axis=0), axis=1).sum())
+            if length > best_len:
+                best, best_len = b, length
+    assert best is not None and best_len >= min_mm
+    removed = best[1:] if deg[best[0]] >= 3 else best[:-1]
+    keep = np.setdiff1d(np.arange(tree.num_nodes), removed)
+    new_index = -np.ones(tree.num_nodes, np.int64)
+    new_index[keep] = np.arange(len(keep))
+    e = tree.edges[np.all(new_index[tree.edges] >= 0, axis=1)]
+    return CenterlineGraph(tree.nodes[keep], tree.radii[keep], new_index[e]), removed
+
+
+@pytest.fixture(scope="module")
+def world():
+    tree = generate_tree("left", rng=7, n_stenoses=0).graph
+    reduced, removed = _without_leaf_branch(tree)
+    frames = [tree.with_nodes(tree.nodes + s * SHIFT) for s in range(4)]
+    masks = [np.stack([render_mask(g, v) for g in frames]) for v in VIEWS]
+    # The reference frame (0) lost one branch; frames 1-3 (moved by SHIFT, 2 SHIFT, 3 SHIFT) have
+    # the whole tree.
+    track = track_tree(reduced, 0, VIEWS, masks, config=TrackConfig(iterations=20, refine_reference=False))
+    return tree, reduced, removed, frames, masks, track
+
+
+def test_inverse_deformation_round_trip(world):
+    _, reduced, _, _, _, track = world
+    rng = np.random.default_rng(0)
+    rest = reduced.nodes[::7] + rng.normal(0.0, 2.0, (len(reduced.nodes[::7]), 3))
+    moved = track.move_points(rest, 1)
+    assert np.median(np.linalg.norm(moved - rest - SHIFT, axis=1)) < 0.4  # the tracked shift
+    back = invert_deformation(track, 1, moved)
+    assert np.abs(back - rest).max() < 0.01
+    with pytest.raises(ShapeError):
+        invert_deformation(track, 1, moved[:, :2])
+
+
+def test_branch_lost_in_reference_is_taken_from_another_frame(world):
+    tree, reduced, removed, frames, masks, track = world
+    out, rest, added = complete_from_frames(track, reduced, [reduced, *frames[1:]], masks, VIEWS,
+                                            bridge_gap_mm=0)
+    assert added >= 1
+    n = reduced.num_nodes
+    assert rest.num_nodes > n and len(out.graphs) == 4
+    for k in range(4):  # the reference's own nodes keep their tracked positions, same topology in all frames
+        assert np.array_equal(out.graphs[k].nodes[:n], track.graphs[k].nodes)
+        assert np.array_equal(out.graphs[k].edges, rest.edges)
+    assert rest.is_forest() and rest.components().max() == reduced.components().max()
+    # The added nodes lie on the lost branch: at rest in the reference frame, moved by SHIFT in frame 1.
+    lost = tree.nodes[removed]
+    new_rest = rest.nodes[n:]
+    d_rest = np.linalg.norm(new_rest[:, None] - lost[None], axis=2).min(axis=1)
+    assert np.median(d_rest) < 0.5, np.median(d_rest)
+    d_frame1 = np.linalg.norm(out.graphs[1].nodes[n:, None] - (lost + SHIFT)[None], axis=2).min(axis=1)
+    assert np.median(d_frame1) < 0.5
+    # ... and they cover it.
+    cover = np.linalg.norm(lost[:, None] - new_rest[None], axis=2).min(axis=1)
+    assert np.mean(cover < 1.0) > 0.8
+
+
+def test_nothing_new_in_other_frames_changes_nothing(world):
+    _, reduced, _, _, masks, track = world
+    moved = [reduced.with_nodes(reduced.nodes + s * SHIFT) for s in (1, 2, 3)]
+    out, rest, added = complete_from_frames(track, reduced, [reduced, *moved], masks, VIEWS)
+    assert added == 0 and out is track and rest.num_nodes == reduced.num_nodes
+
+
+def test_branch_seen_in_too_few_frames_is_not_added(world):
+    tree, reduced, _, frames, masks, track = world
+    # Frames 1 and 2 have the lost branch, frame 3 lost it too: frame 1's branch is supported by one
+    # other frame only (the default asks for two), frame 2's likewise.
+    lost3 = reduced.with_nodes(reduced.nodes + 3 * SHIFT)
+    statics = [reduced, frames[1], frames[2], lost3]
+    _, rest, added = complete_from_frames(track, reduced, statics, masks, VIEWS, bridge_gap_mm=0)
+    assert added == 0 and rest.num_nodes == reduced.num_nodes
+    _, rest, added = complete_from_frames(track, reduced, statics, masks, VIEWS, bridge_gap_mm=0,
+                                          min_support_frames=1)
+    assert added >= 1 and rest.num_nodes > reduced.num_nodes
+
+
+def test_piece_not_attached_to_the_tree_is_not_added(world):
+    tree, reduced, removed, frames, masks, track = world
+    # Frames 1 and 2 hold only the part of the lost branch farther than 4 mm from the tree (the
+    # longest such run of nodes): it would float beside the tree.
+    lost = tree.nodes[removed]
+    far = np.linalg.norm(lost[:, None] - reduced.nodes[None], axis=2).min(axis=1) > 4.0
+    runs = np.split(np.arange(len(lost)), np.flatnonzero(np.diff(far.astype(int))) + 1)
+    idx = max((r for r in runs if far[r[0]]), key=len)
+    assert len(idx) > 20
+    piece = CenterlineGraph(lost[idx], tree.radii[removed][idx], np.stack([np.arange(len(idx) - 1),
+                                                                          np.arange(1, len(idx))], axis=1))
+    statics = [reduced]
+    for s in (1, 2, 3):
+        g = reduced.with_nodes(reduced.nodes + s * SHIFT)
+        statics.append(CenterlineGraph(np.vstack([g.nodes, piece.nodes + s * SHIFT]),
+                                       np.concatenate([g.radii, piece.radii]),
+                                       np.vstack([g.edges, piece.edges + g.num_nodes])))
+    _, rest, added = complete_from_frames(track, reduced, statics, masks, VIEWS, bridge_gap_mm=0)
+    assert added == 0 and rest.num_nodes == reduced.num_nodes
+
+
+def test_branch_off_the_masks_is_not_added(world):
+    _, reduced, _, _, masks, track = world
+    # A 20 mm ghost in empty space next to the tree: no vessel pixel explains it.
+    lo, hi = reduced.bounds()
+    start = hi + 15.0
+    line = start + np.linspace(0.0, 1.0, 21)[:, None] * np.array([20.0, 0.0, 0.0])
+    ghost = CenterlineGraph(line, np.full(21, 1.5), np.stack([np.arange(20), np.arange(1, 21)], axis=1))
+    statics = [reduced]
+    for s in (1, 2, 3):
+        moved = reduced.with_nodes(reduced.nodes + s * SHIFT)
+        statics.append(CenterlineGraph(np.vstack([moved.nodes, ghost.nodes + s * SHIFT]),
+                                       np.concatenate([moved.radii, ghost.radii]),
+                                       np.vstack([moved.edges, ghost.edges + moved.num_nodes])))
+    _, rest, added = complete_from_frames(track, reduced, statics, masks, VIEWS, bridge_gap_mm=0,
+                                          min_support_frames=0)
+    assert added == 0 and rest.num_nodes == reduced.num_nodes
+
+
+def test_bad_inputs(world):
+    _, reduced, _, frames, masks, track = world
+    with pytest.raises(ShapeError, match="static graphs"):
+        complete_from_frames(track, reduced, [reduced], masks, VIEWS)
+    with pytest.raises(ShapeError, match="node count"):
+        complete_from_frames(track, frames[0], [reduced, *frames[1:]], masks, VIEWS)
+
+
+def test_piece_continuing_a_vessel_is_joined_at_its_end_not_before_it():
+    from autocar.dynamic.complete import _join_at_free_ends
+
+    # Old tree: a 10 mm line (nodes 0..10 on x) with a side branch at node 3; a new piece
+    # continues the line beyond node 10 but was joined (nearest node) to node 9.
+    line = np.c_[np.arange(11.0), np.zeros(11), np.zeros(11)]
+    side = np.c_[np.full(4, 3.0), np.arange(1.0, 5.0), np.zeros(4)]
+    piece = np.c_[np.arange(10.6, 15.0), np.full(5, 0.8), np.zeros(5)]
+    nodes = np.vstack([line, side, piece])
+    old_edges = [[i, i + 1] for i in range(10)] + [[3, 11], [11, 12], [12, 13], [13, 14]]
+    new_edges = [[15 + i, 16 + i] for i in range(4)]
+    joined = CenterlineGraph(nodes, np.ones(len(nodes)), np.array(old_edges + new_edges + [[9, 15], [6, 15]]))
+    out = _join_at_free_ends(joined, 15)
+    assert [9, 15] not in out.edges.tolist() and [10, 15] in out.edges.tolist()
+    assert [6, 15] in out.edges.tolist()  # node 6 lies 4 mm from every free end: kept
+    assert np.array_equal(out.edges[: len(old_edges) + len(new_edges)], joined.edges[: len(old_edges) + len(new_edges)])
