@@ -4,7 +4,7 @@ import numpy as np
 import pytest
 
 from autocar.centerline import CenterlineGraph
-from autocar.dynamic.complete import complete_from_frames, invert_deformation
+from autocar.dynamic.complete import complete_from_frames, drop_unsupported_branches, invert_deformation
 from autocar.dynamic.track import TrackConfig, track_tree
 from autocar.errors import ShapeError
 from autocar.geometry import CArmView
@@ -165,3 +165,36 @@ def test_piece_continuing_a_vessel_is_joined_at_its_end_not_before_it():
     assert [9, 15] not in out.edges.tolist() and [10, 15] in out.edges.tolist()
     assert [6, 15] in out.edges.tolist()  # node 6 lies 4 mm from every free end: kept
     assert np.array_equal(out.edges[: len(old_edges) + len(new_edges)], joined.edges[: len(old_edges) + len(new_edges)])
+
+
+def test_branch_no_other_frame_shows_is_dropped(world):
+    _, reduced, _, _, _, track = world
+    # The other frames' static trees all lack one more leaf branch of the reference's tree.
+    smaller, gone = _without_leaf_branch(reduced, min_mm=5.0)
+    statics = [reduced] + [smaller.with_nodes(smaller.nodes + s * SHIFT) for s in (1, 2, 3)]
+    out, rest, dropped = drop_unsupported_branches(track, reduced, statics)
+    assert dropped == 1
+    kept = np.setdiff1d(np.arange(reduced.num_nodes), gone)
+    assert rest.num_nodes == len(kept) == smaller.num_nodes
+    assert np.array_equal(rest.nodes, reduced.nodes[kept]) and np.array_equal(rest.edges, smaller.edges)
+    for k in range(4):  # every frame keeps the tracked positions of the kept nodes
+        assert np.array_equal(out.graphs[k].nodes, track.graphs[k].nodes[kept])
+        assert np.array_equal(out.graphs[k].edges, rest.edges)
+    # Shown by one of the three other frames: kept (by default only what no other frame shows goes).
+    statics[1] = reduced.with_nodes(reduced.nodes + SHIFT)
+    _, rest, dropped = drop_unsupported_branches(track, reduced, statics)
+    assert dropped == 0 and rest.num_nodes == reduced.num_nodes
+    _, _, dropped = drop_unsupported_branches(track, reduced, statics, max_support_frames=1)
+    assert dropped == 1
+    # Too few other frames to judge: nothing is dropped.
+    _, _, dropped = drop_unsupported_branches(track, reduced, [reduced, statics[2], statics[3], None])
+    assert dropped == 0
+
+
+def test_branches_every_frame_shows_are_kept(world):
+    _, reduced, _, _, _, track = world
+    statics = [reduced] + [reduced.with_nodes(reduced.nodes + s * SHIFT) for s in (1, 2, 3)]
+    out, rest, dropped = drop_unsupported_branches(track, reduced, statics)
+    assert dropped == 0 and out is track and rest is reduced
+    with pytest.raises(ShapeError, match="static graphs"):
+        drop_unsupported_branches(track, reduced, statics[:2])

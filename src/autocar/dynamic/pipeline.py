@@ -12,7 +12,9 @@ Steps (METHOD.md section 4, CASE_FORMAT v1 "Dynamic reconstructions"):
    frames' results (share of its centre line within 3 mm of theirs), among
    the best-synchronised pairs; ties to the earliest.
 4. Track the reference tree through all frames (:func:`autocar.dynamic.track.track_tree`).
-5. Complete the tracked tree with the branches other frames' static trees
+5. Drop the reference's branches that most other frames' static trees do not
+   show (:func:`autocar.dynamic.complete.drop_unsupported_branches`), then
+   complete the tracked tree with the branches other frames' static trees
    found and the reference lost, and bridge its gaps
    (:func:`autocar.dynamic.complete.complete_from_frames`).
 6. Measure every node's radius on the masks of every frame at its tracked
@@ -32,7 +34,7 @@ from typing import Any
 
 import numpy as np
 
-from autocar.dynamic.complete import complete_from_frames
+from autocar.dynamic.complete import complete_from_frames, drop_unsupported_branches
 from autocar.dynamic.phase import FramePairing
 from autocar.dynamic.track import TrackConfig, TrackResult, track_tree
 from autocar.errors import CaseFormatError
@@ -58,8 +60,8 @@ class DynamicResult:
     def __init__(self, reconstruction: Reconstruction, track: TrackResult | None, static: list[FrameResult],
                  pairing: FramePairing, seconds: dict[str, float], reference_nodes: int | None = None) -> None:
         self.reconstruction = reconstruction
-        # nodes of the reference's own tree: the first ones of every frame (the rest came
-        # from other frames, step 5)
+        # nodes of the reference's own tree that were kept: the first ones of every frame
+        # (the rest came from other frames, step 5)
         self.reference_nodes = reference_nodes
         self.track = track
         self.static = static
@@ -211,11 +213,16 @@ def reconstruct_dynamic(
     result = track_tree(static[ref].graph, ref, views, masks, static_graphs=[r.graph for r in static],
                         config=track)
     seconds["track"] = time.perf_counter() - t0
+    reference_nodes = static[ref].graph.num_nodes
     if complete_frames and n > 1:
         t0 = time.perf_counter()
+        statics = [r.graph for r in static]
+        result, rest, dropped = drop_unsupported_branches(result, static[ref].graph, statics)
+        reference_nodes = rest.num_nodes
         others = [k for k in np.argsort(-np.asarray(scores), kind="stable").tolist() if k != ref]
-        result, _, added = complete_from_frames(result, static[ref].graph, [r.graph for r in static], masks, views,
+        result, _, added = complete_from_frames(result, rest, statics, masks, views,
                                                 order=others, bridge_gap_mm=config.bridge_gap_mm)
+        extra["branches_dropped_unseen_in_other_frames"] = dropped
         extra["branches_added_from_frames"] = added
         seconds["complete"] = time.perf_counter() - t0
     # One lumen: each node's radius is measured on the masks of every frame at its tracked
@@ -241,7 +248,7 @@ def reconstruct_dynamic(
         for k in range(n)
     )
     rec = Reconstruction(frames=tuple(result.graphs), extra=extra, frame_extra=frame_extra)
-    return DynamicResult(rec, result, static, pairing, seconds, static[ref].graph.num_nodes)
+    return DynamicResult(rec, result, static, pairing, seconds, reference_nodes)
 
 
 def deformed_meshes(result: DynamicResult, *, sections: int = 12) -> list[Any]:
