@@ -35,6 +35,17 @@ def _without_leaf_branch(tree: CenterlineGraph, min_mm: float = 10.0) -> tuple[C
     return CenterlineGraph(tree.nodes[keep], tree.radii[keep], new_index[e]), removed
 
 
+def _statics_with(reduced: CenterlineGraph, extra: CenterlineGraph) -> list[CenterlineGraph]:
+    """Static trees of the 4-frame world: the reduced tree in frame 0, the reduced tree plus
+    ``extra`` (given at rest) in frames 1-3, each moved by its shift."""
+    statics = [reduced]
+    for s in (1, 2, 3):
+        statics.append(CenterlineGraph(np.vstack([reduced.nodes, extra.nodes]) + s * SHIFT,
+                                       np.concatenate([reduced.radii, extra.radii]),
+                                       np.vstack([reduced.edges, extra.edges + reduced.num_nodes])))
+    return statics
+
+
 @pytest.fixture(scope="module")
 def world():
     tree = generate_tree("left", rng=7, n_stenoses=0).graph
@@ -113,12 +124,7 @@ def test_piece_not_attached_to_the_tree_is_not_added(world):
     assert len(idx) > 20
     piece = CenterlineGraph(lost[idx], tree.radii[removed][idx], np.stack([np.arange(len(idx) - 1),
                                                                           np.arange(1, len(idx))], axis=1))
-    statics = [reduced]
-    for s in (1, 2, 3):
-        g = reduced.with_nodes(reduced.nodes + s * SHIFT)
-        statics.append(CenterlineGraph(np.vstack([g.nodes, piece.nodes + s * SHIFT]),
-                                       np.concatenate([g.radii, piece.radii]),
-                                       np.vstack([g.edges, piece.edges + g.num_nodes])))
+    statics = _statics_with(reduced, piece)
     _, rest, added = complete_from_frames(track, reduced, statics, masks, VIEWS, bridge_gap_mm=0)
     assert added == 0 and rest.num_nodes == reduced.num_nodes
 
@@ -130,12 +136,7 @@ def test_branch_off_the_masks_is_not_added(world):
     start = hi + 15.0
     line = start + np.linspace(0.0, 1.0, 21)[:, None] * np.array([20.0, 0.0, 0.0])
     ghost = CenterlineGraph(line, np.full(21, 1.5), np.stack([np.arange(20), np.arange(1, 21)], axis=1))
-    statics = [reduced]
-    for s in (1, 2, 3):
-        moved = reduced.with_nodes(reduced.nodes + s * SHIFT)
-        statics.append(CenterlineGraph(np.vstack([moved.nodes, ghost.nodes + s * SHIFT]),
-                                       np.concatenate([moved.radii, ghost.radii]),
-                                       np.vstack([moved.edges, ghost.edges + moved.num_nodes])))
+    statics = _statics_with(reduced, ghost)
     _, rest, added = complete_from_frames(track, reduced, statics, masks, VIEWS, bridge_gap_mm=0,
                                           min_support_frames=0)
     assert added == 0 and rest.num_nodes == reduced.num_nodes

@@ -141,12 +141,9 @@ def drop_unsupported_branches(
     for b in drop:
         for i, j in zip(b[:-1].tolist(), b[1:].tolist()):
             gone[eid[(min(i, j), max(i, j))]] = True
-    edges = rest.edges[~gone]
-    keep = np.unique(edges)
-    remap = -np.ones(rest.num_nodes, np.int64)
-    remap[keep] = np.arange(len(keep))
-    labels = None if rest.labels is None else rest.labels[keep]
-    reduced = CenterlineGraph(rest.nodes[keep], rest.radii[keep], remap[edges], labels, rest.label_names)
+    keep = np.unique(rest.edges[~gone])
+    reduced = _keep_nodes(CenterlineGraph(rest.nodes, rest.radii, rest.edges[~gone], rest.labels,
+                                          rest.label_names), keep)
     graphs = [reduced.with_nodes(g.nodes[keep], g.radii[keep]) for g in track.graphs]
     out = TrackResult(graphs=graphs, reference=track.reference, deformation=track.deformation,
                       parameters=track.parameters, frames=track.frames)
@@ -280,12 +277,8 @@ def _attached(completed: CenterlineGraph, n_old: int) -> tuple[CenterlineGraph, 
     comp = completed.components()
     new = np.arange(n_old, completed.num_nodes)
     keep_new = new[np.isin(comp[new], comp[:n_old])]
-    keep = np.concatenate([np.arange(n_old), keep_new])
-    remap = -np.ones(completed.num_nodes, np.int64)
-    remap[keep] = np.arange(len(keep))
-    e = completed.edges[np.all(remap[completed.edges] >= 0, axis=1)]
-    out = CenterlineGraph(completed.nodes[keep], completed.radii[keep], remap[e])
-    inner = e[np.all(e >= n_old, axis=1)]
+    out = _keep_nodes(completed, np.concatenate([np.arange(n_old), keep_new]))
+    inner = out.edges[np.all(out.edges >= n_old, axis=1)]
     pieces = len(keep_new) - len(inner)  # a forest: nodes - edges among the new nodes = their groups
     return out, int(pieces)
 
@@ -307,12 +300,19 @@ def _supported(completed: CenterlineGraph, n_old: int, new_rest: np.ndarray, tra
         support += near >= 0.5 * np.bincount(labels, minlength=len(support))
     good = support >= min_frames
     keep_new = np.flatnonzero(good[labels])
-    keep = np.concatenate([np.arange(n_old), n_old + keep_new])
-    remap = -np.ones(completed.num_nodes, np.int64)
-    remap[keep] = np.arange(len(keep))
-    e = completed.edges[np.all(remap[completed.edges] >= 0, axis=1)]
-    out = CenterlineGraph(completed.nodes[keep], completed.radii[keep], remap[e])
+    out = _keep_nodes(completed, np.concatenate([np.arange(n_old), n_old + keep_new]))
     return out, new_rest[keep_new], int(good.sum())
+
+
+def _keep_nodes(graph: CenterlineGraph, keep: np.ndarray) -> CenterlineGraph:
+    """The subgraph on the nodes ``keep`` (ascending indices), renumbered in that order;
+    edges with a dropped end go."""
+    remap = -np.ones(graph.num_nodes, np.int64)
+    remap[keep] = np.arange(len(keep))
+    e = remap[graph.edges]
+    e = e[np.all(e >= 0, axis=1)]
+    labels = None if graph.labels is None else graph.labels[keep]
+    return CenterlineGraph(graph.nodes[keep], graph.radii[keep], e, labels, graph.label_names)
 
 
 def _groups(n: int, edges: np.ndarray) -> np.ndarray:
