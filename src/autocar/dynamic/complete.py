@@ -39,6 +39,7 @@ Positions are world mm; shapes: N rest nodes, T frames, V views (T, H, W).
 from __future__ import annotations
 
 from collections.abc import Sequence
+from typing import Any
 
 import numpy as np
 from scipy.spatial import cKDTree
@@ -48,7 +49,7 @@ from autocar.dynamic.track import TrackResult
 from autocar.errors import ShapeError
 from autocar.geometry import CArmView
 from autocar.graph.bridge import bridge_gaps
-from autocar.graph.prune import complete_from_hull
+from autocar.graph.prune import _edges_of, _subgraph, complete_from_hull
 
 __all__ = ["complete_from_frames", "drop_unsupported_branches", "invert_deformation"]
 
@@ -73,6 +74,16 @@ def invert_deformation(track: TrackResult, frame: int, points: np.ndarray, *, it
         if np.abs(r).max(initial=0.0) <= tol_mm:
             break
     return x
+
+
+def _check_inputs(track: TrackResult, rest: CenterlineGraph, static_graphs: Sequence[Any]) -> int:
+    """Number of tracked frames T, after checking one static graph per frame and the rest tree."""
+    t_count = len(track.graphs)
+    if len(static_graphs) != t_count:
+        raise ShapeError(f"{len(static_graphs)} static graphs for {t_count} tracked frames")
+    if rest.num_nodes != track.graphs[track.reference].num_nodes:
+        raise ShapeError("rest tree and tracked tree differ in node count")
+    return t_count
 
 
 def drop_unsupported_branches(
@@ -110,11 +121,7 @@ def drop_unsupported_branches(
     the kept nodes (positions unchanged, in their order), the reduced rest tree, and the
     number of branches removed.
     """
-    t_count = len(track.graphs)
-    if len(static_graphs) != t_count:
-        raise ShapeError(f"{len(static_graphs)} static graphs for {t_count} tracked frames")
-    if rest.num_nodes != track.graphs[track.reference].num_nodes:
-        raise ShapeError("rest tree and tracked tree differ in node count")
+    t_count = _check_inputs(track, rest, static_graphs)
     others = [m for m in range(t_count) if m != track.reference and static_graphs[m] is not None
               and static_graphs[m].num_edges]
     if len(others) < min_frames or rest.num_edges == 0:
@@ -126,7 +133,8 @@ def drop_unsupported_branches(
     drop = []
     deg = rest.degrees()
     widest = int(np.argmax(rest.radii))
-    for b in rest.branches():
+    branches = rest.branches()
+    for b in branches:
         if deg[b[0]] > 1 and deg[b[-1]] > 1:
             continue  # a branch between two junctions carries the tree beyond it
         if widest in b:
@@ -134,16 +142,11 @@ def drop_unsupported_branches(
         support = int(np.sum(near[:, b].mean(axis=1) >= 0.5))
         if support <= max_support_frames:
             drop.append(b)
-    if not drop or len(drop) == len(rest.branches()):
+    if not drop or len(drop) == len(branches):
         return track, rest, 0
-    gone = np.zeros(rest.num_edges, bool)
-    eid = {(min(i, j), max(i, j)): e for e, (i, j) in enumerate(rest.edges.tolist())}
-    for b in drop:
-        for i, j in zip(b[:-1].tolist(), b[1:].tolist()):
-            gone[eid[(min(i, j), max(i, j))]] = True
-    keep = np.unique(rest.edges[~gone])
-    reduced = _keep_nodes(CenterlineGraph(rest.nodes, rest.radii, rest.edges[~gone], rest.labels,
-                                          rest.label_names), keep)
+    stays = ~_edges_of(rest, drop)
+    reduced = _subgraph(rest, stays)  # (nodes left without an edge go)
+    keep = np.unique(rest.edges[stays])
     graphs = [reduced.with_nodes(g.nodes[keep], g.radii[keep]) for g in track.graphs]
     out = TrackResult(graphs=graphs, reference=track.reference, deformation=track.deformation,
                       parameters=track.parameters, frames=track.frames)
@@ -187,11 +190,7 @@ def complete_from_frames(
         old nodes first, at the positions they had), the completed rest tree, and
         the number of branches and bridges added.
     """
-    t_count = len(track.graphs)
-    if len(static_graphs) != t_count:
-        raise ShapeError(f"{len(static_graphs)} static graphs for {t_count} tracked frames")
-    if rest.num_nodes != track.graphs[track.reference].num_nodes:
-        raise ShapeError("rest tree and tracked tree differ in node count")
+    t_count = _check_inputs(track, rest, static_graphs)
     frames = [k for k in range(t_count) if k != track.reference] if order is None else [int(k) for k in order]
     ref = track.reference
     added = 0
@@ -290,7 +289,7 @@ def _supported(completed: CenterlineGraph, n_old: int, new_rest: np.ndarray, tra
     if len(new_rest) == 0:
         return completed, new_rest, 0
     sub = completed.edges[np.all(completed.edges >= n_old, axis=1)] - n_old
-    labels = _groups(len(new_rest), sub)
+    labels = CenterlineGraph(new_rest, completed.radii[n_old:], sub).components()
     support = np.zeros(labels.max() + 1, np.int64)
     for m, cloud in enumerate(clouds):
         if m == source or cloud is None:
@@ -313,16 +312,6 @@ def _keep_nodes(graph: CenterlineGraph, keep: np.ndarray) -> CenterlineGraph:
     e = e[np.all(e >= 0, axis=1)]
     labels = None if graph.labels is None else graph.labels[keep]
     return CenterlineGraph(graph.nodes[keep], graph.radii[keep], e, labels, graph.label_names)
-
-
-def _groups(n: int, edges: np.ndarray) -> np.ndarray:
-    """(n,) connected-component label of each of ``n`` nodes joined by ``edges`` (E, 2)."""
-    from scipy.sparse import coo_matrix
-    from scipy.sparse.csgraph import connected_components
-
-    a = coo_matrix((np.ones(len(edges)), (edges[:, 0], edges[:, 1])), shape=(n, n)) if len(edges) else \
-        coo_matrix((n, n))
-    return connected_components(a, directed=False)[1]
 
 
 def _extend(rest: CenterlineGraph, completed: CenterlineGraph, new_rest: np.ndarray) -> CenterlineGraph:

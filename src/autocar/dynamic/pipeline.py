@@ -12,8 +12,8 @@ Steps (METHOD.md section 4, CASE_FORMAT v1 "Dynamic reconstructions"):
    frames' results (share of its centre line within 3 mm of theirs), among
    the best-synchronised pairs; ties to the earliest.
 4. Track the reference tree through all frames (:func:`autocar.dynamic.track.track_tree`).
-5. Drop the reference's branches that most other frames' static trees do not
-   show (:func:`autocar.dynamic.complete.drop_unsupported_branches`), then
+5. Drop the reference's leaf branches that no other frame's static tree
+   shows (:func:`autocar.dynamic.complete.drop_unsupported_branches`), then
    complete the tracked tree with the branches other frames' static trees
    found and the reference lost, and bridge its gaps
    (:func:`autocar.dynamic.complete.complete_from_frames`).
