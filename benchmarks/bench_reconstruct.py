@@ -5,8 +5,8 @@ Methods (all from the same two vessel masks and geometry):
 - ``hull-skeleton``: the raw two-view visual hull (SBP) skeletonised, no
   network, nothing removed, no epipolar alignment (baseline a);
 - ``hull-graph``: the hull of the epipolar-aligned masks with small isolated pieces removed before the
-  skeleton, two-view ghost pruning and gap bridging after it (baseline b: graph
-  heuristics without a network; :mod:`autocar.graph.prune`);
+  skeleton, two-view ghost pruning, gap bridging and centre-line refinement after it
+  (baseline b: graph heuristics without a network; :mod:`autocar.graph.prune`);
 - ``network-raw``: the shipped sparse U-Net keeps the hull voxels it believes
   are vessel, skeletonised, its pieces bridged (:mod:`autocar.graph.bridge`),
   nothing else (the method before ghost pruning);
@@ -19,7 +19,10 @@ Methods (all from the same two vessel masks and geometry):
 - ``network-unaligned``: the default without its first step, the epipolar
   alignment that warps view B's mask across its epipolar lines until both views
   agree (``ReconstructConfig(align_views=False)``, ``autocar reconstruct
-  --no-align-views``; :mod:`autocar.sbp.epipolar`).
+  --no-align-views``; :mod:`autocar.sbp.epipolar`);
+- ``network-unrefined``: the default without its last step, which moves every node
+  onto the vessel midline of both views (``ReconstructConfig(refine_centerline=False)``,
+  ``autocar reconstruct --no-refine``; :mod:`autocar.graph.refine`).
 
 Data:
 
@@ -63,7 +66,8 @@ from autocar.tubes import tube_mesh
 
 SCORER = None  # ghost scorer of the default method (--scorer; None = the shipped one)
 SETS = ("sync", "weak", "rotated", "ct", "clinical")
-METHODS = ("hull-skeleton", "hull-graph", "network-raw", "network", "network-learned", "network-unaligned")
+METHODS = ("hull-skeleton", "hull-graph", "network-raw", "network", "network-learned", "network-unaligned",
+           "network-unrefined")
 KEYS = ("precision_1mm", "recall_1mm", "f1_1mm", "f1_2mm", "mean_distance_mm", "hd95_mm", "cl_dice",
         "radius_error_mm", "seconds")
 
@@ -87,13 +91,16 @@ def run_pair(masks, views, model, truth):
         elif method == "hull-graph":
             res = reconstruct_pair(masks, views, None)
         elif method == "network-raw":
-            res = reconstruct_pair(masks, views, model, ReconstructConfig(prune_ghosts=False, complete_from_hull=False))
+            res = reconstruct_pair(masks, views, model, ReconstructConfig(prune_ghosts=False, complete_from_hull=False,
+                                                                         refine_centerline=False))
         elif method == "network":
             res = reconstruct_pair(masks, views, model)
         elif method == "network-learned":
             res = reconstruct_pair(masks, views, model, ReconstructConfig(learned_ghost_order=True), scorer=SCORER)
-        else:
+        elif method == "network-unaligned":
             res = reconstruct_pair(masks, views, model, ReconstructConfig(align_views=False))
+        else:
+            res = reconstruct_pair(masks, views, model, ReconstructConfig(refine_centerline=False))
         g = res.graph
         if g.num_nodes:
             tube_mesh(g)  # the whole static pipeline: SBP + network + graph + mesh

@@ -237,6 +237,8 @@ def reconstruct(
                                                "across its epipolar lines until both views agree before reconstructing "
                                                "(weakly synchronised runs). Default: on with --static or one frame pair, "
                                                "off for dynamic runs (see README)."),
+    refine: bool = typer.Option(True, "--refine/--no-refine", help="Last, move each node onto the vessel midline "
+                                "of both views (sub-pixel; see README)."),
     frames: Optional[int] = typer.Option(None, "--frames", min=1, help="Only the first N frame pairs."),
     threads: int = typer.Option(2, "--threads", min=1),
     static: bool = typer.Option(False, "--static", help="Reconstruct every frame pair independently "
@@ -265,7 +267,8 @@ def reconstruct(
             method=method, static=static, frames=frames, segmenter=segmenter, tree=tree,
             pixel_spacing_mm=_spacing(pixel_spacing), report=report, measurements=report, snapshot=report,
             reconstruct=ReconstructConfig(threshold=threshold, threads=threads,
-                                          learned_ghost_order=ghost_order == "learned", align_views=align_views),
+                                          learned_ghost_order=ghost_order == "learned", align_views=align_views,
+                                          refine_centerline=refine),
         )
         net = None
         if method == "network" and model is not None:

@@ -28,6 +28,7 @@ from autocar.io.results import Reconstruction
 from autocar.net.model import AutocarNet
 from autocar.net.train import load_model
 from autocar.graph.bridge import bridge_gaps
+from autocar.graph.refine import RefineConfig, refine_centerline
 from autocar.sbp.carve import SBPConfig, carve, distance_maps
 from autocar.sbp.epipolar import estimate_alignment, warp_record
 
@@ -89,6 +90,13 @@ class ReconstructConfig:
         the 40 pairs without bridging, 33 / 36 / 36 with 4 / 8 / 12 mm (pieces per tree
         6.1 -> 3.6 at 12 mm); F1 @1 mm is unchanged (0.673 / 0.793 / 0.637 -> 0.675 /
         0.798 / 0.638 at 12 mm).
+    refine_centerline : last, move every node onto the vessel midline of both views
+        (sub-pixel edges along each node's 2D normal, with a bending term for the
+        direction two views cannot see; :func:`autocar.graph.refine.refine_centerline`,
+        options ``refine``). On 10 tuning pairs (seeds 1.5e6+) F1 @1 mm 0.796 -> 0.833
+        synchronised, 0.645 -> 0.666 weakly synchronised, mean distance 1.38 -> 1.21 and
+        2.06 -> 1.96 mm, for ~0.1 s per pair.
+    refine : the options of that step (:class:`autocar.graph.refine.RefineConfig`).
     """
 
     threshold: float = 0.2
@@ -102,11 +110,15 @@ class ReconstructConfig:
     max_ghost_probability: float = 1.0
     align_views: bool | None = None
     bridge_gap_mm: float = 12.0
+    refine_centerline: bool = True
+    refine: RefineConfig = field(default_factory=RefineConfig)
 
     def raw_hull(self) -> "ReconstructConfig":
         """The same options for baseline (a), ``--method hull-skeleton``: every hull voxel's
-        skeleton, no small pieces removed, no ghost pruning, no epipolar alignment, no gap bridging."""
-        return replace(self, min_component_mm=0.0, prune_ghosts=False, align_views=False, bridge_gap_mm=0.0)
+        skeleton, no small pieces removed, no ghost pruning, no epipolar alignment, no gap bridging,
+        no centre-line refinement."""
+        return replace(self, min_component_mm=0.0, prune_ghosts=False, align_views=False, bridge_gap_mm=0.0,
+                       refine_centerline=False)
 
 
 @dataclass
@@ -219,6 +231,11 @@ def reconstruct_pair(
         graph, bridged = bridge_gaps(graph, masks, views, max_gap_mm=config.bridge_gap_mm)
         post["gaps_bridged"] = bridged
         times["bridge"] = time.perf_counter() - t
+    if config.refine_centerline and graph.num_edges:
+        t = time.perf_counter()
+        graph, moved = refine_centerline(graph, masks, views, config.refine)
+        post["refine_mean_shift_mm"] = round(moved.mean_shift_mm, 3)
+        times["refine"] = time.perf_counter() - t
     if model is None:
         reason = "" if graph.num_nodes else "the hull left no centre line"
     else:
