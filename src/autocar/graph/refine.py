@@ -254,7 +254,6 @@ def refine_centerline(
         tangents = node_tangents(x, graph.edges)
         rows, cols, vals, rhs = [], [], [], []
         r0 = 0
-        used = 0
         for m, view in zip(soft, views):
             normals, jac, off, _ = centre_offsets(m, view, x, tangents, graph.radii, config)
             ok = np.flatnonzero(np.isfinite(off))
@@ -264,8 +263,7 @@ def refine_centerline(
             vals.append(a.reshape(-1))
             rhs.append(off[ok])
             r0 += len(ok)
-            used += len(ok)
-        measured = used / (n * len(views))
+        measured = r0 / (n * len(views))  # (so far, one row per measured node-view pair)
         if kb:
             cur = x[bend[:, 0]] - 0.5 * (x[bend[:, 1]] + x[bend[:, 2]])
             rows.append(b_rows + r0)
