@@ -4,7 +4,7 @@ import numpy as np
 import pytest
 
 from autocar.centerline import CenterlineGraph
-from autocar.dynamic.complete import complete_from_frames, drop_unsupported_branches, invert_deformation
+from autocar.dynamic.complete import complete_from_frames, drop_unsupported_branches, fill_gaps, invert_deformation
 from autocar.dynamic.track import TrackConfig, track_tree
 from autocar.errors import ShapeError
 from autocar.geometry import CArmView
@@ -199,3 +199,84 @@ def test_branches_every_frame_shows_are_kept(world):
     assert dropped == 0 and out is track and rest is reduced
     with pytest.raises(ShapeError, match="static graphs"):
         drop_unsupported_branches(track, reduced, statics[:2])
+
+
+def _line(x0: float, x1: float, y: float = 0.0) -> CenterlineGraph:
+    """A straight vessel along x from x0 to x1 mm, nodes 1 mm apart, at height y mm."""
+    x = np.arange(x0, x1 + 0.5, 1.0)
+    nodes = np.stack([x, np.full_like(x, y), np.zeros_like(x)], axis=1)
+    e = np.arange(len(x) - 1)
+    return CenterlineGraph(nodes, np.full(len(x), 1.0), np.stack([e, e + 1], axis=1))
+
+
+def _union(*graphs: CenterlineGraph) -> CenterlineGraph:
+    nodes, radii, edges, n = [], [], [], 0
+    for g in graphs:
+        nodes.append(g.nodes), radii.append(g.radii), edges.append(g.edges + n)
+        n += g.num_nodes
+    return CenterlineGraph(np.vstack(nodes), np.concatenate(radii), np.vstack(edges))
+
+
+def test_fill_gaps_closes_a_gap_another_reconstruction_spans():
+    tree = _union(_line(0, 14), _line(26, 40))  # 11 mm gap between x = 14 and x = 26
+    other = _line(0, 40, y=0.3)
+    out, groups = fill_gaps(tree, other)
+    assert groups == 1
+    assert np.array_equal(out.nodes[:tree.num_nodes], tree.nodes)
+    # other's nodes farther than 1.5 mm from the tree: x = 16 ... 24 (x = 15: 1.04 mm from x = 14)
+    assert np.allclose(np.sort(out.nodes[tree.num_nodes:, 0]), np.arange(16.0, 25.0))
+    assert out.is_forest() and out.components().max() == 0
+    assert out.num_edges == out.num_nodes - 1
+    assert out.edge_lengths().max() < 2.1  # joined to the nearest tree nodes, no long jumps
+
+
+def test_fill_gaps_leaves_long_stretches_dead_ends_and_parallel_paths():
+    tree = _union(_line(0, 14), _line(26, 40))
+    other = _line(0, 40, y=0.3)
+    out, groups = fill_gaps(tree, other, max_gap_mm=5.0)  # the stretch is 8 mm long
+    assert groups == 0 and out is tree
+    # A stretch that leaves one piece and ends (a branch the tree does not have) is no gap.
+    spur = _union(_line(0, 14, y=0.3), _line(15, 22, y=0.3))
+    spur = CenterlineGraph(spur.nodes, spur.radii, np.vstack([spur.edges, [[14, 15]]]))
+    out, groups = fill_gaps(tree, spur)
+    assert groups == 0 and out is tree
+    # Two stretches across the same gap: one is taken, the result stays a tree.
+    out, groups = fill_gaps(tree, _union(_line(0, 40, y=0.3), _line(0, 40, y=-0.4)))
+    assert groups == 1 and out.is_forest() and out.components().max() == 0
+    assert out.num_edges == out.num_nodes - 1
+    # Nothing to fill from.
+    assert fill_gaps(tree, CenterlineGraph(np.zeros((0, 3)), np.zeros(0), np.zeros((0, 2), np.int64)))[1] == 0
+
+
+def _with_middle_gap(tree: CenterlineGraph, gap_mm: float = 6.0) -> tuple[CenterlineGraph, np.ndarray]:
+    """The tree without ``gap_mm`` in the middle of its longest branch (the lumen the network
+    loses at a tight stenosis); returns (forest, removed node indices of ``tree``)."""
+    best = max(tree.branches(), key=lambda b: float(np.linalg.norm(np.diff(tree.nodes[b], axis=0), axis=1).sum()))
+    s = np.concatenate([[0.0], np.cumsum(np.linalg.norm(np.diff(tree.nodes[best], axis=0), axis=1))])
+    assert s[-1] >= 4 * gap_mm
+    removed = best[(s > 0.5 * s[-1] - 0.5 * gap_mm) & (s < 0.5 * s[-1] + 0.5 * gap_mm)]
+    keep = np.setdiff1d(np.arange(tree.num_nodes), removed)
+    new_index = -np.ones(tree.num_nodes, np.int64)
+    new_index[keep] = np.arange(len(keep))
+    e = tree.edges[np.all(new_index[tree.edges] >= 0, axis=1)]
+    return CenterlineGraph(tree.nodes[keep], tree.radii[keep], new_index[e]), removed
+
+
+def test_gap_the_reference_lost_in_a_vessel_is_filled_from_other_frames():
+    tree = generate_tree("right", rng=3, n_stenoses=0).graph
+    reduced, removed = _with_middle_gap(tree)
+    assert reduced.components().max() == tree.components().max() + 1
+    frames = [tree.with_nodes(tree.nodes + s * SHIFT) for s in range(4)]
+    masks = [np.stack([render_mask(g, v) for g in frames]) for v in VIEWS]
+    track = track_tree(reduced, 0, VIEWS, masks, config=TrackConfig(iterations=20, refine_reference=False))
+    statics = [reduced, *frames[1:]]
+    # Whole branches only: the branch through the gap is mostly on the tree already.
+    _, _, added = complete_from_frames(track, reduced, statics, masks, VIEWS, bridge_gap_mm=0, max_fill_mm=0)
+    assert added == 0
+    out, rest, added = complete_from_frames(track, reduced, statics, masks, VIEWS, bridge_gap_mm=0)
+    assert added == 1
+    assert rest.is_forest() and rest.components().max() == tree.components().max()
+    lost = tree.nodes[removed]
+    # the added stretch lies on the lost one (within the tracking's error of ~0.5 mm)
+    cover = np.linalg.norm(lost[:, None] - rest.nodes[None, reduced.num_nodes:], axis=2).min(axis=1)
+    assert np.median(cover) < 1.0 and cover.max() < 1.5, cover
