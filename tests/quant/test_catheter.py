@@ -133,3 +133,25 @@ def test_without_nodes_keeps_indices():
     cut = without_nodes(g, np.array(CATHETER))
     assert cut.num_nodes == g.num_nodes and np.array_equal(cut.nodes, g.nodes)
     assert cut.num_edges == g.num_edges - 20 and cut.degrees()[0] == 1
+
+
+def test_a_short_stub_on_the_catheter_does_not_hide_it():
+    # A 3 mm stub off catheter node 75 (10 mm from the free end), as the dynamic completion
+    # leaves where an added piece overlaps the end it continues: the path from the free end
+    # now meets a junction before the ostium.
+    g = tree()
+    stub = g.nodes[75] + np.array([[1.0, 0.0, 0.0], [2.0, 0.0, 0.0], [3.0, 0.0, 0.0]])
+    n = g.num_nodes
+    edges = np.vstack([g.edges, [[75, n], [n, n + 1], [n + 1, n + 2]]])
+    g = CenterlineGraph(np.vstack([g.nodes, stub]), np.concatenate([g.radii, [0.9, 0.9, 0.9]]), edges)
+    c = find_catheter(g)
+    assert c is not None and c.ostium == 0
+    assert c.nodes[:20].tolist() == CATHETER and sorted(c.nodes[20:].tolist()) == [n, n + 1, n + 2]
+    assert c.length_mm == pytest.approx(20.0)
+    # Scanned with every junction (max_spur_mm=0) the catheter is not seen.
+    assert find_catheter(g, max_spur_mm=0) is None
+    # A longer side piece (8 mm) is a branch, not a stub: no catheter.
+    long_piece = g.nodes[75] + np.arange(1, 9)[:, None] * np.array([1.0, 0.0, 0.0])
+    m = CenterlineGraph(np.vstack([tree().nodes, long_piece]), np.concatenate([tree().radii, np.full(8, 0.9)]),
+                        np.vstack([tree().edges, [[75, n]], np.stack([np.arange(n, n + 7), np.arange(n + 1, n + 8)], 1)]))
+    assert find_catheter(m) is None

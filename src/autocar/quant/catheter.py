@@ -86,12 +86,20 @@ def find_catheter(
     max_radius_mm: float = 1.5,
     min_ostium_radius_mm: float = 1.0,
     min_rise: float = 0.2,
+    max_spur_mm: float = 6.0,
 ) -> Catheter | None:
-    """The catheter piece of ``graph`` (module doc), or None when no free end shows one."""
+    """The catheter piece of ``graph`` (module doc), or None when no free end shows one.
+
+    Leaf branches shorter than ``max_spur_mm`` are not junctions for the scan (a stub
+    left where a piece added by the dynamic completion overlaps the end it continues
+    breaks the catheter's unbranched path: the demo's reference frame has a 4.6 mm one);
+    when the catheter carries such stubs they are part of it.
+    """
     if not isinstance(graph, CenterlineGraph):
         raise TypeError(f"graph must be a CenterlineGraph, got {type(graph).__name__}")
     if graph.num_edges == 0:
         return None
+    graph, spurs = _without_spurs(graph, max_spur_mm)
     deg = graph.degrees()
     # Unbranched paths from a free end up to the next junction or end: the graph's
     # branches, read from each of their free ends.
@@ -131,7 +139,32 @@ def find_catheter(
             if best is None or ra > best.ostium_radius_mm:
                 best = Catheter(path[:o].astype(np.int64), int(path[o]), float(s[o]), rb, ra)
             break
+    if best is not None and spurs:
+        on = set(best.nodes.tolist())
+        extra = [n for junction, stub in spurs if junction in on for n in stub]
+        if extra:
+            best = Catheter(np.concatenate([best.nodes, np.asarray(extra, np.int64)]), best.ostium,
+                            best.length_mm, best.radius_mm, best.ostium_radius_mm)
     return best
+
+
+def _without_spurs(graph: CenterlineGraph, max_mm: float) -> tuple[CenterlineGraph, list[tuple[int, list[int]]]]:
+    """``graph`` without the edges of its leaf branches shorter than ``max_mm`` (indices
+    unchanged), and those stubs as (junction node, stub nodes without the junction)."""
+    if max_mm <= 0:
+        return graph, []
+    deg = graph.degrees()
+    stubs = []
+    for b in graph.branches():
+        if deg[b[0]] >= 3 and deg[b[-1]] == 1:
+            b = b[::-1]
+        if not (deg[b[0]] == 1 and deg[b[-1]] >= 3):
+            continue
+        if float(np.linalg.norm(np.diff(graph.nodes[b], axis=0), axis=1).sum()) < max_mm:
+            stubs.append((int(b[-1]), [int(n) for n in b[:-1]]))
+    if not stubs:
+        return graph, []
+    return without_nodes(graph, np.asarray([n for _, stub in stubs for n in stub], np.int64)), stubs
 
 
 def without_nodes(graph: CenterlineGraph, nodes: np.ndarray) -> CenterlineGraph:
