@@ -49,6 +49,7 @@ def parse_variant(text: str) -> tuple[str, RefineConfig]:
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--pairs", type=int, default=10, help="pairs per synchronisation")
+    ap.add_argument("--first", type=int, default=0, help="first pair index (seed 1,500,000 + first)")
     ap.add_argument("--threads", type=int, default=2)
     ap.add_argument("--model", type=str, default=None, help="model.pt from autocar train (default: the shipped one)")
     ap.add_argument("--variant", action="append", default=None,
@@ -68,7 +69,7 @@ def main() -> None:
                         ("weakly synchronised", {})):
         scores = {name: [] for name, _ in variants}
         seconds = []
-        for i in range(args.pairs):
+        for i in range(args.first, args.first + args.pairs):
             side = "left" if i % 2 == 0 else "right"
             sc = synthesize_case(SynthCaseConfig(side=side, frames=1, n_stenoses=1, **sync), rng=SEED0 + i)
             a, b = sc.case.views
@@ -88,7 +89,7 @@ def main() -> None:
                     continue
                 s = centerline_scores(graph, sc.truth[0])
                 scores[name].append((s.f1_1mm, s.mean_distance_mm, s.hd95_mm))
-        print(f"\n{label}, {args.pairs} tuning pairs (seeds {SEED0}+); refinement {np.mean(seconds):.2f} s/pair")
+        print(f"\n{label}, {args.pairs} tuning pairs (seeds {SEED0 + args.first}+); refinement {np.mean(seconds):.2f} s/pair")
         print(f"{'variant':>36s} {'F1@1mm':>8s} {'mean mm':>8s} {'HD95 mm':>8s}   ratios to unrefined")
         base = np.nanmean(scores["unrefined"], axis=0)
         for name, _ in variants:
