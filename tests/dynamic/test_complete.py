@@ -28,11 +28,16 @@ def _without_leaf_branch(tree: CenterlineGraph, min_mm: float = 10.0) -> tuple[C
                 best, best_len = b, length
     assert best is not None and best_len >= min_mm
     removed = best[1:] if deg[best[0]] >= 3 else best[:-1]
+    return _without_nodes(tree, removed), removed
+
+
+def _without_nodes(tree: CenterlineGraph, removed: np.ndarray) -> CenterlineGraph:
+    """``tree`` without the nodes ``removed`` and their edges (the others renumbered in order)."""
     keep = np.setdiff1d(np.arange(tree.num_nodes), removed)
     new_index = -np.ones(tree.num_nodes, np.int64)
     new_index[keep] = np.arange(len(keep))
     e = tree.edges[np.all(new_index[tree.edges] >= 0, axis=1)]
-    return CenterlineGraph(tree.nodes[keep], tree.radii[keep], new_index[e]), removed
+    return CenterlineGraph(tree.nodes[keep], tree.radii[keep], new_index[e])
 
 
 def _statics_with(reduced: CenterlineGraph, extra: CenterlineGraph) -> list[CenterlineGraph]:
@@ -255,11 +260,7 @@ def _with_middle_gap(tree: CenterlineGraph, gap_mm: float = 6.0) -> tuple[Center
     s = np.concatenate([[0.0], np.cumsum(np.linalg.norm(np.diff(tree.nodes[best], axis=0), axis=1))])
     assert s[-1] >= 4 * gap_mm
     removed = best[(s > 0.5 * s[-1] - 0.5 * gap_mm) & (s < 0.5 * s[-1] + 0.5 * gap_mm)]
-    keep = np.setdiff1d(np.arange(tree.num_nodes), removed)
-    new_index = -np.ones(tree.num_nodes, np.int64)
-    new_index[keep] = np.arange(len(keep))
-    e = tree.edges[np.all(new_index[tree.edges] >= 0, axis=1)]
-    return CenterlineGraph(tree.nodes[keep], tree.radii[keep], new_index[e]), removed
+    return _without_nodes(tree, removed), removed
 
 
 def test_gap_the_reference_lost_in_a_vessel_is_filled_from_other_frames():

@@ -278,9 +278,9 @@ def fill_gaps(tree: CenterlineGraph, other: CenterlineGraph, *, covered_mm: floa
     covered = dist <= covered_mm
     e = other.edges
     free = e[~covered[e[:, 0]] & ~covered[e[:, 1]]]
-    group = CenterlineGraph(other.nodes, other.radii, free).components()
-    length = np.bincount(group[free[:, 0]], weights=np.linalg.norm(
-        other.nodes[free[:, 0]] - other.nodes[free[:, 1]], axis=1), minlength=group.max() + 1)
+    uncovered = CenterlineGraph(other.nodes, other.radii, free)
+    group = uncovered.components()
+    length = np.bincount(group[free[:, 0]], weights=uncovered.edge_lengths(), minlength=group.max() + 1)
     # edges from an uncovered node u to a covered node c: (u, tree node nearest c)
     cross = e[covered[e[:, 0]] != covered[e[:, 1]]]
     u = np.where(covered[cross[:, 0]], cross[:, 1], cross[:, 0])
