@@ -173,6 +173,53 @@ def test_piece_continuing_a_vessel_is_joined_at_its_end_not_before_it():
     assert np.array_equal(out.edges[: len(old_edges) + len(new_edges)], joined.edges[: len(old_edges) + len(new_edges)])
 
 
+def _alongside(y: float, side_at: int) -> tuple[CenterlineGraph, int]:
+    """An old 10 mm line (nodes 0..10 on x) with a 4 mm side branch at node ``side_at``, and a
+    new piece that starts beside node 6 at height y mm, runs alongside the line's last 4 mm
+    and goes on 4.4 mm beyond its end, with a 2 mm side branch at its third node. The piece is
+    joined (nearest node) to node 6. Returns the graph and its number of old nodes."""
+    line = np.c_[np.arange(11.0), np.zeros(11), np.zeros(11)]
+    side = np.c_[np.full(4, float(side_at)), -np.arange(1.0, 5.0), np.zeros(4)]
+    piece = np.c_[np.arange(6.4, 15.0), np.full(9, y), np.zeros(9)]
+    twig = np.c_[np.full(2, 8.4), y + np.arange(1.0, 3.0), np.zeros(2)]
+    nodes = np.vstack([line, side, piece, twig])
+    old = [[i, i + 1] for i in range(10)] + [[side_at, 11], [11, 12], [12, 13], [13, 14]]
+    new = [[15 + i, 16 + i] for i in range(8)] + [[17, 24], [24, 25]]
+    return CenterlineGraph(nodes, np.ones(len(nodes)), np.array(old + new + [[6, 15]])), 15
+
+
+def test_piece_alongside_a_vessels_end_is_joined_at_the_end_and_its_double_dropped():
+    from autocar.dynamic.complete import _attached, _join_at_free_ends
+
+    joined, n_old = _alongside(0.5, side_at=3)
+    out = _join_at_free_ends(joined, n_old)
+    # The free end (node 10) lies 4 mm from node 6, beyond the 3 mm reach, but the 4 mm
+    # stretch 6..10 runs 0.64 mm from the piece: joined at 10 to the piece's node at
+    # x = 10.4 (now node 15), the piece's nodes at x = 6.4..9.4 dropped.
+    assert np.array_equal(out.nodes[:n_old], joined.nodes[:n_old])
+    assert np.array_equal(out.edges[:14], joined.edges[:14])
+    assert [10, 15] in out.edges.tolist()
+    assert np.allclose(out.nodes[15], [10.4, 0.5, 0.0])
+    assert out.num_nodes == joined.num_nodes - 4
+    assert not any(6 in e and max(e) >= n_old for e in out.edges.tolist())
+    # The piece's side branch hung on a dropped node: it no longer reaches the tree.
+    kept, pieces = _attached(out, n_old)
+    assert pieces == 1 and kept.num_nodes == n_old + 5
+    assert np.allclose(kept.nodes[n_old:, 0], np.arange(10.4, 15.0))
+    assert len(set(kept.components().tolist())) == 1
+
+
+@pytest.mark.parametrize("y, side_at", [(1.5, 3), (0.5, 8)], ids=["piece-2-mm-off", "stretch-meets-a-junction"])
+def test_piece_beside_a_vessel_is_not_moved_when_it_is_not_the_vessels_end_going_on(y, side_at):
+    from autocar.dynamic.complete import _join_at_free_ends
+
+    # 1.5 mm beside the line (more than 1 mm), or the stretch from node 6 to the free end
+    # passes a junction at node 8 (a vessel goes on there): the join stays at node 6.
+    joined, n_old = _alongside(y, side_at)
+    out = _join_at_free_ends(joined, n_old)
+    assert np.array_equal(out.edges, joined.edges) and out.num_nodes == joined.num_nodes
+
+
 def test_branch_no_other_frame_shows_is_dropped(world):
     _, reduced, _, _, _, track = world
     # The other frames' static trees all lack one more leaf branch of the reference's tree.
