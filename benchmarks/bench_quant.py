@@ -24,6 +24,10 @@ Last, ``--reconstructed N`` (default 6) weakly synchronised 6-frame mask
 cases are reconstructed (dynamic, shipped network) and the reference frame's
 tree is measured the same way: the readouts as a user gets them.
 
+Vessel names: ``names R/N`` counts the segments given an anatomical name (LM,
+LAD, LCX, RCA, D<k>, OM<k>; not "segment N") and, of them, those whose nodes lie
+mostly (nearest truth node, majority vote) on the truth vessel of that name.
+
 Run: ``python benchmarks/bench_quant.py [--seeds 20] [--stenoses 3] [--reconstructed 6]``
 (BLAS is limited to one thread unless OPENBLAS_NUM_THREADS is set: the
 machine is shared).
@@ -82,6 +86,29 @@ def match_findings(where: np.ndarray, percent: np.ndarray, places: np.ndarray, s
     return out
 
 
+def name_agreement(named: list[tuple[str, np.ndarray]], nodes: np.ndarray, truth: CenterlineGraph,
+                   wrong: list[str] | None = None) -> tuple[int, int]:
+    """(right, named): of the segments given as (name, node indices into ``nodes``) whose
+    name is anatomical (not "segment N"), how many lie mostly (majority of their nodes'
+    nearest truth nodes) on the truth vessel of that name. ``wrong`` collects
+    "name->truth" for the others."""
+    from scipy.spatial import cKDTree
+
+    near = cKDTree(truth.nodes)
+    right = total = 0
+    for name, idx in named:
+        if name.startswith("segment ") or len(idx) == 0:
+            continue
+        lab = truth.labels[near.query(nodes[np.asarray(idx)])[1]]
+        votes = np.bincount(lab[lab >= 0], minlength=len(truth.label_names))
+        total += 1
+        on = truth.label_names[int(np.argmax(votes))] if votes.sum() else "?"
+        right += int(on == name)
+        if on != name and wrong is not None:
+            wrong.append(f"{name}->{on}")
+    return right, total
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--seeds", type=int, default=20, help="trees per side")
@@ -94,13 +121,17 @@ def main() -> None:
     for variant in ("truth", "noisy"):
         for side in ("left", "right"):
             pos, err, fps, times = [], [], [], []
-            planted = found = 0
+            planted = found = names_right = names_total = 0
             for seed in range(args.seeds):
                 truth = generate_tree(side, rng=seed, n_stenoses=args.stenoses)
                 graph = truth.graph if variant == "truth" else perturbed(truth.graph, seed)
                 t0 = time.perf_counter()
-                findings = detect_stenoses(split_segments(graph, side=side))
+                split = split_segments(graph, side=side)
+                findings = detect_stenoses(split)
                 times.append(time.perf_counter() - t0)
+                r, n = name_agreement([(s.name, s.owned_nodes) for s in split.segments], graph.nodes, truth.graph)
+                names_right += r
+                names_total += n
                 where = np.array([f.position_mm for f in findings]).reshape(-1, 3)
                 percent = np.array([f.diameter_stenosis_percent for f in findings])
                 places = np.array([st.position_mm for st in truth.stenoses]).reshape(-1, 3)
@@ -116,6 +147,7 @@ def main() -> None:
                 f"{np.mean(pos):>6.2f} / {np.max(pos):>4.2f} "
                 f"{np.mean(e):>+10.2f} / {np.mean(np.abs(e)):>5.2f} / {np.max(np.abs(e)):>5.2f} "
                 f"{sum(fps):>4} {max(fps):>11} {statistics.median(times):>7.2f}"
+                f"   names {names_right}/{names_total}"
             )
 
     views = [
@@ -150,7 +182,8 @@ def reconstructed(n_cases: int, n_stenoses: int) -> None:
     from autocar.synth.cases import SynthCaseConfig, synthesize_case
 
     model = default_model()
-    planted = found = absent = fps = 0
+    planted = found = absent = fps = names_right = names_total = 0
+    wrong: list[str] = []
     pos, err = [], []
     for i in range(n_cases):
         side = "left" if i % 2 == 0 else "right"
@@ -173,10 +206,15 @@ def reconstructed(n_cases: int, n_stenoses: int) -> None:
         err += m["err"]
         fps += m["false_positives"]
         absent += int(sum(cKDTree(graph.nodes).query(places[k])[0] > 1.5 for k in m["missed"]))
+        r, n = name_agreement([(s["name"], s["nodes"]) for s in data["segments"]], graph.nodes, truth, wrong)
+        names_right += r
+        names_total += n
     e = np.asarray(err) if err else np.full(1, np.nan)
     print(f"reconstructed ({n_cases} weak-sync cases, dynamic, network): found {found}/{planted} planted >= 40 %, "
           f"missed because not reconstructed {absent}, position error mean {np.mean(pos) if pos else float('nan'):.2f} mm, "
-          f"severity error mean abs {np.mean(np.abs(e)):.1f} points, false positives {fps}")
+          f"severity error mean abs {np.mean(np.abs(e)):.1f} points, false positives {fps}; "
+          f"named segments on the true vessel of their name {names_right}/{names_total}"
+          + (f" (wrong: {', '.join(wrong)})" if wrong else ""))
 
 
 if __name__ == "__main__":

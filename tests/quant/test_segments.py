@@ -190,6 +190,48 @@ def test_synthetic_trees_unlabelled_get_the_right_main_vessels(side, main):
         assert sorted(s.name for s in labelled.segments) == sorted(g.label_names)
 
 
+
+def test_branches_of_the_lad_and_lcx_are_named_diagonals_and_marginals_from_the_ostium_out():
+    # The Y tree (LM 0..20, LAD 21..50 along (1,0,-1), LCX 51..65) with two branches off the
+    # LAD (at nodes 25 and 40) and one off the LCX (at node 58), each 12 mm along +y.
+    g = y_tree(spur=False)
+    nodes, radii, edges = list(g.nodes), list(g.radii), [tuple(e) for e in g.edges.tolist()]
+    for at in (40, 25, 58):  # added out of order: numbering must follow the vessel, not the ids
+        pts, rs = _chain(nodes[at], [0, 1, 0], 12, 0.6)
+        first = len(nodes)
+        nodes += pts
+        radii += rs
+        chain = [at] + list(range(first, first + len(pts)))
+        edges += list(zip(chain[:-1], chain[1:]))
+    graph = CenterlineGraph(np.asarray(nodes), np.asarray(radii), np.asarray(edges))
+    tree = split_segments(graph, side="left")
+    by = {s.name: s for s in tree.segments}
+    assert set(by) == {"LM", "LAD", "LCX", "D1", "D2", "OM1"}
+    assert by["D1"].nodes[0] == 25 and by["D2"].nodes[0] == 40 and by["OM1"].nodes[0] == 58
+    assert by["D1"].parent == by["D2"].parent == by["LAD"].id and by["OM1"].parent == by["LCX"].id
+    # A right tree's branches keep their "segment N" names; so does a branch of a diagonal:
+    # a 6 mm twig (r 0.4) off the 4th node of D2 (node 69; D2 goes on 8 mm with r 0.6).
+    right = split_segments(graph, side="right")
+    assert [s.name for s in right.segments[1:]] == [f"segment {s.id}" for s in right.segments[1:]]
+    pts, rs = _chain(nodes[69], [0, 0, 1], 6, 0.4)
+    chain = [69] + list(range(len(nodes), len(nodes) + len(pts)))
+    twig = CenterlineGraph(np.asarray(nodes + pts), np.asarray(radii + rs),
+                           np.asarray(edges + list(zip(chain[:-1], chain[1:]))))
+    tree = split_segments(twig, side="left")
+    other = [s for s in tree.segments if s.name.startswith("segment ")]
+    assert len(other) == 1 and other[0].nodes[0] == 69 and tree.segments[other[0].parent].name == "D2"
+    assert {s.name for s in tree.segments} - {other[0].name} == {"LM", "LAD", "LCX", "D1", "D2", "OM1"}
+
+
+def test_synthetic_left_trees_unlabelled_name_their_diagonals_and_marginals():
+    for seed in (0, 1, 2, 3):
+        g = generate_tree("left", rng=seed, n_stenoses=2).graph
+        tree = split_segments(CenterlineGraph(g.nodes, g.radii, g.edges), side="left")
+        for name in ("D1", "D2", "OM1", "OM2"):
+            seg = tree.by_name(name)
+            votes = np.bincount(g.labels[seg.owned_nodes], minlength=len(g.label_names))
+            assert g.label_names[int(np.argmax(votes))] == name
+
 def test_thin_by_arc_keeps_ends_and_spacing():
     s = np.arange(0.0, 10.01, 0.1)  # 101 samples every 0.1 mm
     k = thin_by_arc(s, 0.5)

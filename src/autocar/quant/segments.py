@@ -27,8 +27,12 @@ vessels, the way 3D-QCA software does:
    ``(+1, -1, -1)/sqrt(3)``, the LAD course in the anterior interventricular
    groove) is the LAD, the one least towards it the LCX (which runs
    posteriorly in the AV groove, roughly perpendicular to the long axis).
-   With ``side="right"`` the main vessel from the ostium is the RCA. Every
-   other segment is called ``"segment N"``, N its id.
+   The segments leaving the LAD are its diagonals ``D1, D2, ...`` and those
+   leaving the LCX its obtuse marginals ``OM1, OM2, ...``, numbered from the
+   ostium outwards (as the AHA / SYNTAX segment models name them; a septal
+   branch, when reconstructed, is also called a diagonal here). With
+   ``side="right"`` the main vessel from the ostium is the RCA. Every other
+   segment is called ``"segment N"``, N its id.
 
 The geometry helpers (:func:`smooth_polyline`, :func:`arc_length`,
 :func:`smooth_profile`, :func:`diameter_profile`) give a segment's course
@@ -73,7 +77,8 @@ class Segment:
     Attributes
     ----------
     id : position in :attr:`VesselTree.segments` (0 is the main vessel from the ostium).
-    name : "LM", "LAD", "LCX", "RCA", a label name of the graph, or "segment N".
+    name : "LM", "LAD", "LCX", "RCA", "D<k>", "OM<k>", a label name of the graph, or
+        "segment N".
     nodes : (K,) int node indices ordered proximal -> distal. ``nodes[0]`` is the
         junction node shared with the parent segment (the ostium for a root segment).
     parent : id of the segment it leaves, None for a root segment.
@@ -590,6 +595,7 @@ def split_segments(
         owner[np.asarray(own, dtype=np.int64)] = new_id[old]
     segments: list[Segment] = []
     used_names: dict[str, int] = {}
+    branch_count: dict[str, int] = {}
     for old in keep_sorted:
         sid = new_id[old]
         nodes = np.asarray(raw[old]["nodes"], dtype=np.int64)
@@ -603,8 +609,10 @@ def split_segments(
             own = nodes if raw[old]["parent_node"] is None else nodes[1:]
             lab = np.bincount(labels[own][labels[own] >= 0], minlength=len(graph.label_names))
             name = graph.label_names[int(np.argmax(lab))] if lab.sum() else f"segment {sid}"
+        elif old in names:
+            name = names[old]
         else:
-            name = names.get(old, f"segment {sid}")
+            name = _side_branch_name(segments, par_seg, side, branch_count) or f"segment {sid}"
         if name in used_names:
             used_names[name] += 1
             name = f"{name} ({used_names[name]})"
@@ -629,3 +637,24 @@ def split_segments(
         side=inferred,
         catheter=found,
     )
+
+
+_SIDE_BRANCHES = {"LAD": "D", "LCX": "OM"}
+"""Prefix of the names of the branches leaving each named left main vessel."""
+
+
+def _side_branch_name(segments: list[Segment], parent: int | None, side: str | None,
+                      count: dict[str, int]) -> str | None:
+    """``D<k>`` for the k-th branch off the LAD, ``OM<k>`` off the LCX (left trees), else None.
+
+    ``segments`` holds the segments named so far, in order from the ostium, so a
+    vessel's branches arrive proximal first; ``count`` (prefix -> branches named)
+    is updated.
+    """
+    if side != "left" or parent is None or parent >= len(segments):
+        return None
+    prefix = _SIDE_BRANCHES.get(segments[parent].name)
+    if prefix is None:
+        return None
+    count[prefix] = count.get(prefix, 0) + 1
+    return f"{prefix}{count[prefix]}"
