@@ -42,6 +42,7 @@ def _measurements(graph) -> dict:
             "optimal_view": {"primary_deg": -20.0, "secondary_deg": 25.0, "foreshortening_percent": 1.0,
                              "overlap_percent": 2.0},
         })
+    segs[0]["optimal_view"].update(foreshortening_percent=-0.04, overlap_percent=-0.0)  # rounds to zero
     node = int(segs[1]["nodes"][len(segs[1]["nodes"]) // 2])
     sten = {"segment": segs[1]["id"], "name": segs[1]["name"], "node": node, "position_mm": graph.nodes[node].tolist(),
             "distance_from_ostium_mm": 20.0, "diameter_stenosis_percent": 55.0, "minimal_diameter_mm": 1.3,
@@ -154,6 +155,8 @@ def test_page_draws_without_errors(opened, tmp_path):
     assert page.locator("#measurements table >> nth=0 >> tbody tr").count() == len(r.data["segments"])
     assert page.locator("#legend li").count() == len(r.data["segments"])
     assert "55" in page.locator("#measurements table >> nth=1 >> tbody tr").inner_text()
+    first = page.locator("#measurements table >> nth=0 >> tbody tr >> nth=0").inner_text()
+    assert "0.0 / 0.0" in first and "-0.0" not in first  # a tiny negative is not shown as -0.0
     shot = tmp_path / "report.png"
     page.screenshot(path=str(shot), full_page=True)
     assert shot.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n" and shot.stat().st_size > 20_000

@@ -77,7 +77,8 @@
   // --------------------------------------------------------------- format
   function fmt(x, digits) {
     if (x === null || x === undefined || !isFinite(x)) { return "\u2014"; }
-    return Number(x).toFixed(digits === undefined ? 1 : digits);
+    var s = Number(x).toFixed(digits === undefined ? 1 : digits);
+    return Number(s) === 0 ? s.replace("-", "") : s;  // -0.04 reads "0.0", not "-0.0"
   }
 
   function poseText(primary, secondary) {
