@@ -84,6 +84,33 @@ def test_t_tree_equal_radii_goes_on_along_the_longer_child():
     assert tree.segments[1].nodes[-1] == 50
 
 
+def _fork(straight_radius: float, side_radius: float) -> CenterlineGraph:
+    """Trunk 20 mm down -z (r 2); child S goes straight on 30 mm (nodes 21..50), child T
+    turns 60 deg towards +x for 30 mm (nodes 51..80)."""
+    nodes = [np.array([0.0, 0.0, -float(z)]) for z in range(21)]
+    s_pts, s_r = _chain(nodes[20], [0, 0, -1], 30, straight_radius)
+    t_pts, t_r = _chain(nodes[20], [math.sin(math.radians(60)), 0, -math.cos(math.radians(60))], 30, side_radius)
+    edges = [(i, i + 1) for i in range(20)]
+    edges += list(zip([20] + list(range(21, 50)), range(21, 51)))
+    edges += list(zip([20] + list(range(51, 80)), range(51, 81)))
+    return CenterlineGraph(np.asarray(nodes + s_pts + t_pts), np.asarray([2.0] * 21 + s_r + t_r), np.asarray(edges))
+
+
+def test_children_of_nearly_equal_lumen_go_on_along_the_straighter_one():
+    # T reads 8 % wider than S: within the 15 % tolerance, so the straight child continues.
+    tree = split_segments(_fork(1.3, 1.4))
+    assert tree.segments[0].nodes[-1] == 50
+    assert tree.segments[1].nodes[-1] == 80
+    # 38 % wider: lumen decides, the turning child continues.
+    assert split_segments(_fork(1.3, 1.8)).segments[0].nodes[-1] == 80
+    # With no tolerance the wider child always wins, as in plain QCA.
+    assert split_segments(_fork(1.3, 1.4), branch_radius_tolerance=0.0).segments[0].nodes[-1] == 80
+    with pytest.raises(ValueError, match="branch_radius_tolerance"):
+        split_segments(_fork(1.3, 1.4), branch_radius_tolerance=1.0)
+    with pytest.raises(ValueError, match="direction_probe_mm"):
+        split_segments(_fork(1.3, 1.4), direction_probe_mm=float("nan"))
+
+
 def test_left_side_names_lm_lad_lcx_by_the_apex_rule():
     tree = split_segments(y_tree(), side="left")
     names = {s.name: s for s in tree.segments}

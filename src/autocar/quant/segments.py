@@ -9,13 +9,18 @@ vessels, the way 3D-QCA software does:
    largest mean radius over the first ``root_probe_mm`` (3 mm) of centre line.
    The main component (largest total length) is the one named anatomically.
 2. **Continuation rule**: walking from the root, at every junction the vessel
-   continues into the child of larger lumen, its mean radius over the first
-   ``branch_probe_mm`` (5 mm) past the junction (the QCA main-branch rule:
+   continues into the child of larger lumen, its upper-quartile radius over
+   the first ``branch_probe_mm`` (10 mm) past the junction (the QCA main-branch rule:
    by Murray's law the larger daughter carries the larger flow), among the
    children whose longest downstream centre line reaches ``min_length_mm``
-   (so a stubby spur never takes over the main vessel); ties go to the longer
-   downstream path. Every other child starts a new segment that begins at the
-   shared junction node. When the graph carries labels,
+   (so a stubby spur never takes over the main vessel). When another child's
+   lumen is within ``branch_radius_tolerance`` (15 %) of the widest one's,
+   lumen cannot tell them apart on a reconstruction (its radii are noisy at
+   that level) and the vessel goes on into the child that turns least from
+   its course into the junction (directions over ``direction_probe_mm``,
+   5 mm): a main vessel runs on, its side branches leave at an angle; a
+   symmetric fork goes to the longer downstream path. Every other child
+   starts a new segment that begins at the shared junction node. When the graph carries labels,
    the vessel instead continues into the child with its own label and ends
    where no child carries it (labels are used directly).
 3. **Spurs**: segments shorter than ``min_length_mm`` (5 mm) are dropped from
@@ -387,6 +392,8 @@ def split_segments(
     root: int | None = None,
     root_probe_mm: float = 3.0,
     branch_probe_mm: float = 10.0,
+    branch_radius_tolerance: float = 0.15,
+    direction_probe_mm: float = 5.0,
     use_labels: bool = True,
     catheter: bool = True,
 ) -> VesselTree:
@@ -401,6 +408,10 @@ def split_segments(
         over ``root_probe_mm`` among degree-1 nodes, module docstring).
     root_probe_mm : length over which a candidate ostium's radius is averaged, mm.
     branch_probe_mm : length over which a child's radius is averaged at a junction, mm.
+    branch_radius_tolerance : children whose lumen is within this fraction of the widest
+        child's are too close to call by lumen: among them the vessel goes on straightest.
+    direction_probe_mm : the vessel's direction into a junction and each child's out of
+        it are taken over this length of centre line, mm.
     use_labels : follow and name by the graph's labels when it has them.
     catheter : when ``root`` is None, first look for a guiding-catheter piece at a free
         end (:func:`autocar.quant.catheter.find_catheter`); when there is one, its edges
@@ -424,6 +435,10 @@ def split_segments(
         raise ValueError(f"side must be 'left', 'right' or None, got {side!r}")
     if not (math.isfinite(min_length_mm) and min_length_mm >= 0):
         raise ValueError(f"min_length_mm must be finite and >= 0, got {min_length_mm}")
+    if not (math.isfinite(branch_radius_tolerance) and 0 <= branch_radius_tolerance < 1):
+        raise ValueError(f"branch_radius_tolerance must be in [0, 1), got {branch_radius_tolerance}")
+    if not (math.isfinite(direction_probe_mm) and direction_probe_mm > 0):
+        raise ValueError(f"direction_probe_mm must be finite and > 0, got {direction_probe_mm}")
     if graph.num_nodes == 0 or graph.num_edges == 0:
         raise TreeFormatError(
             f"graph is empty ({graph.num_nodes} nodes, {graph.num_edges} edges): nothing to measure"
@@ -511,7 +526,16 @@ def split_segments(
             continuation[v] = kids[0]
             continue
         long_kids = [c for c in kids if reach[c] + dist[c] - dist[v] >= min_length_mm] or kids
-        continuation[v] = max(long_kids, key=lambda c: (proximal_radius(c, v), reach[c]))
+        lumen = {c: proximal_radius(c, v) for c in long_kids}
+        best = max(long_kids, key=lambda c: (lumen[c], reach[c]))
+        close = [c for c in long_kids if lumen[c] >= (1.0 - branch_radius_tolerance) * lumen[best]]
+        if len(close) > 1:
+            into = _direction_in(graph.nodes, parent, dist, v, direction_probe_mm)
+            if into is not None:
+                # Least turn first; equal turns (a symmetric fork) go to the longer downstream path.
+                best = min(close, key=lambda c: (round(_turn(graph.nodes, children, reach, dist, v, c, into,
+                                                             direction_probe_mm), 6), -(reach[c] + dist[c])))
+        continuation[v] = best
 
     labels = graph.labels if labelled else None
 
@@ -637,6 +661,29 @@ def split_segments(
         side=inferred,
         catheter=found,
     )
+
+
+def _direction_in(nodes: np.ndarray, parent: np.ndarray, dist: np.ndarray, v: int, probe_mm: float) -> np.ndarray | None:
+    """Unit direction of the vessel arriving at node v, from the node about ``probe_mm``
+    upstream (towards the root) to v; None when less than 1 mm of vessel lies upstream."""
+    u = v
+    while parent[u] >= 0 and dist[v] - dist[u] < probe_mm:
+        u = int(parent[u])
+    d = nodes[v] - nodes[u]
+    n = float(np.linalg.norm(d))
+    return d / n if dist[v] - dist[u] >= 1.0 and n > 1e-9 else None
+
+
+def _turn(nodes: np.ndarray, children: list[list[int]], reach: np.ndarray, dist: np.ndarray, v: int, c: int,
+          into: np.ndarray, probe_mm: float) -> float:
+    """Turning angle (radians) from the direction ``into`` junction v to child c's course:
+    v to the node about ``probe_mm`` down c's longest path."""
+    w = c
+    while dist[w] - dist[v] < probe_mm and children[w]:
+        w = max(children[w], key=lambda k: reach[k] + dist[k])
+    d = nodes[w] - nodes[v]
+    n = float(np.linalg.norm(d))
+    return math.pi if n < 1e-9 else math.acos(float(np.clip(d @ into / n, -1.0, 1.0)))
 
 
 _SIDE_BRANCHES = {"LAD": "D", "LCX": "OM"}
