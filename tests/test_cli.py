@@ -389,12 +389,17 @@ def test_reconstruct_refuses_to_overwrite(three_frame_case, tmp_path):
 def test_train_seg2d_tiny_run(tmp_path, restore_torch_threads):
     out = tmp_path / "seg"
     result = invoke("train-seg2d", out, "--epochs", 1, "--steps", 1, "--synth-fraction", 1.0, "--batch-size", 2,
-                    "--crop", 64)
+                    "--crop", 64, "--base-channels", 4, "--depth", 2, "--max-channels", 8)
     assert_ok(result)
     assert f"best model: {out / 'model.pt'}" in result.stdout
     from autocar.seg2d.segment import load_model
 
-    load_model(out / "model.pt")
+    model = load_model(out / "model.pt")
+    assert model.channels == [4, 8, 8]  # the architecture options reach the saved model
+    assert json.loads((out / "config.json").read_text())["unet"] == {"base_channels": 4, "depth": 2, "max_channels": 8}
+    # A crop that is no multiple of 2 ** depth is refused with a clear error.
+    assert_clean_error(invoke("train-seg2d", tmp_path / "bad", "--epochs", 1, "--steps", 1, "--synth-fraction", 1.0,
+                              "--crop", 48, "--depth", 5), "crop", "32")
 
 
 def test_train_seg2d_refuses_the_dca1_testing_half(tmp_path):
