@@ -22,7 +22,8 @@ measured frame, their position error (mm) and severity error (points), false
 positive stenosis findings, and seconds per case; then the ratios of the
 image inputs to the ``masks`` baseline of the same run.
 
-Run: ``python benchmarks/bench_pipeline.py [--cases 8] [--frames 6] [--threads 2]``
+Run: ``python benchmarks/bench_pipeline.py [--cases 8] [--frames 6] [--threads 2]
+[--inputs unet,frangi,masks]``
 (about 80 s per case, three runs, on the 2-core machine).
 """
 
@@ -43,8 +44,8 @@ SEED0 = 2_300_000
 INPUTS = ("unet", "frangi", "masks")
 
 
-def one_case(i: int, frames: int, work: Path, model) -> dict[str, dict]:
-    """Run the three inputs of case ``i``; returns their scores by input name."""
+def one_case(i: int, frames: int, work: Path, model, inputs: tuple[str, ...] = INPUTS) -> dict[str, dict]:
+    """Run the inputs of case ``i``; returns their scores by input name."""
     import torch
 
     from autocar.evaluate import evaluate_reconstruction
@@ -65,7 +66,7 @@ def one_case(i: int, frames: int, work: Path, model) -> dict[str, dict]:
     mask_dir = write_case(masks.case, work / f"masks_{i}")
     true_masks = [np.asarray(cv.frames, bool) for cv in masks.case.views]
     out: dict[str, dict] = {}
-    for name in INPUTS:
+    for name in inputs:
         scores: dict = {}
         if name != "masks":
             with torch.no_grad():
@@ -102,24 +103,29 @@ def main() -> None:
     ap.add_argument("--cases", type=int, default=8)
     ap.add_argument("--frames", type=int, default=6)
     ap.add_argument("--threads", type=int, default=2)
+    ap.add_argument("--inputs", default=",".join(INPUTS),
+                    help="comma-separated inputs to run, of unet, frangi, masks (ratios are to masks when run, else to the first named)")
     args = ap.parse_args()
     if args.cases < 1 or args.frames < 2:
         ap.error("--cases must be >= 1 and --frames >= 2")
+    inputs = tuple(n.strip() for n in args.inputs.split(",") if n.strip())
+    if not inputs or any(n not in INPUTS for n in inputs):
+        ap.error(f"--inputs must name some of {', '.join(INPUTS)}, got {args.inputs!r}")
     import torch
 
     from autocar.reconstruct import default_model
 
     torch.set_num_threads(args.threads)
     model = default_model()
-    rows: dict[str, list[dict]] = {n: [] for n in INPUTS}
+    rows: dict[str, list[dict]] = {n: [] for n in inputs}
     with tempfile.TemporaryDirectory(prefix="bench_pipeline_") as tmp:
         for i in range(args.cases):
-            res = one_case(i, args.frames, Path(tmp), model)
-            for n in INPUTS:
+            res = one_case(i, args.frames, Path(tmp), model, inputs)
+            for n in inputs:
                 rows[n].append(res[n])
             line = "  ".join(f"{n} F1 {res[n]['f1_1mm']:.3f} ostium {res[n].get('ostium_mm', np.nan):.1f} "
                              f"found {len(res[n]['pos'])}/{res[n]['planted']} FP {res[n]['false_positives']}"
-                             for n in INPUTS)
+                             for n in inputs)
             print(f"case {i} (seed {SEED0 + i}, {'left' if i % 2 == 0 else 'right'}): {line}", flush=True)
 
     def avg(n: str, key: str) -> float:
@@ -134,7 +140,7 @@ def main() -> None:
     print(f"{'input':<7} {'Dice A/B':>11} {'F1@1':>6} {'F1@2':>6} {'mean mm':>8} {'HD95':>6} {'len':>5} "
           f"{'ostium':>6} {'found':>6} {'pos mm':>7} {'sev pts':>8} {'FP':>3} {'s/case':>7}")
     summary: dict[str, dict] = {}
-    for n in INPUTS:
+    for n in inputs:
         pos = [p for r in rows[n] for p in r["pos"]]
         err = [abs(e) for r in rows[n] for e in r["err"]]
         found, planted = len(pos), sum(r["planted"] for r in rows[n])
@@ -146,10 +152,11 @@ def main() -> None:
               f"{med(n, 'ostium_mm'):>6.1f} {found:>2}/{planted:<3} {np.mean(pos) if pos else float('nan'):>7.2f} "
               f"{np.mean(err) if err else float('nan'):>8.1f} {sum(r['false_positives'] for r in rows[n]):>3} "
               f"{avg(n, 'seconds'):>7.1f}")
-    base = summary["masks"]
-    for n in ("unet", "frangi"):
+    base_name = "masks" if "masks" in inputs else inputs[0]
+    base = summary[base_name]
+    for n in (n for n in inputs if n != base_name):
         s = summary[n]
-        print(f"{n} / masks: F1@1 x{s['f1_1mm'] / base['f1_1mm']:.2f}, F1@2 x{s['f1_2mm'] / base['f1_2mm']:.2f}, "
+        print(f"{n} / {base_name}: F1@1 x{s['f1_1mm'] / base['f1_1mm']:.2f}, F1@2 x{s['f1_2mm'] / base['f1_2mm']:.2f}, "
               f"mean distance x{s['mean_distance_mm'] / base['mean_distance_mm']:.2f}, "
               f"lesions found x{s['found'] / base['found'] if base['found'] else float('nan'):.2f}, "
               f"time x{s['seconds'] / base['seconds']:.2f}")
