@@ -424,9 +424,14 @@ def train_seg2d_command(
     time_limit: Optional[float] = typer.Option(None, "--time-limit", help="Wall-time budget, s."),
     init: Optional[Path] = typer.Option(None, "--init", exists=True, dir_okay=False,
                                         help="Start from these seg2d weights (fine-tuning)."),
-    base_channels: int = typer.Option(16, "--base-channels", min=1, help="U-Net channels at full resolution."),
-    depth: int = typer.Option(4, "--depth", min=1, help="U-Net down-sampling levels."),
-    max_channels: int = typer.Option(64, "--max-channels", min=1, help="Cap of the U-Net channel count."),
+    base_channels: Optional[int] = typer.Option(None, "--base-channels", min=1,
+                                                help="U-Net channels at full resolution (default: UNetConfig's; "
+                                                     "--init's model keeps its own)."),
+    depth: Optional[int] = typer.Option(None, "--depth", min=1,
+                                        help="U-Net down-sampling levels (default: UNetConfig's; --init's model keeps its own)."),
+    max_channels: Optional[int] = typer.Option(None, "--max-channels", min=1,
+                                               help="Cap of the U-Net channel count (default: UNetConfig's; "
+                                                    "--init's model keeps its own)."),
 ) -> None:
     """Train the 2D vessel segmenter of angiograms (see src/autocar/weights/SEG2D.md)."""
     from autocar.errors import AutocarError
@@ -434,7 +439,8 @@ def train_seg2d_command(
     from autocar.seg2d.unet import UNetConfig
 
     try:
-        unet = UNetConfig(base_channels=base_channels, depth=depth, max_channels=max_channels)
+        given = {"base_channels": base_channels, "depth": depth, "max_channels": max_channels}
+        unet = UNetConfig(**{k: v for k, v in given.items() if v is not None})
         path = train_seg2d(out, epochs=epochs, steps=steps, seed=seed, synth_fraction=synth_fraction,
                            dca1_dir=dca1_dir, threads=threads, batch_size=batch_size, lr=lr, crop=crop,
                            time_limit_s=time_limit, init_weights=init, unet=unet)

@@ -503,6 +503,7 @@ def split_segments(
         for v in reversed(order[1:]):
             p = int(parent[v])
             reach[p] = max(reach[p], reach[v] + float(dist[v] - dist[p]))
+    far = reach + dist  # path distance from the root to the farthest leaf below each node, mm
 
     def proximal_radius(c: int, junction: int) -> float:
         """Upper-quartile radius of the child's subtree within ``branch_probe_mm`` of the junction."""
@@ -525,7 +526,7 @@ def split_segments(
         if len(kids) == 1:
             continuation[v] = kids[0]
             continue
-        long_kids = [c for c in kids if reach[c] + dist[c] - dist[v] >= min_length_mm] or kids
+        long_kids = [c for c in kids if far[c] - dist[v] >= min_length_mm] or kids
         lumen = {c: proximal_radius(c, v) for c in long_kids}
         best = max(long_kids, key=lambda c: (lumen[c], reach[c]))
         close = [c for c in long_kids if lumen[c] >= (1.0 - branch_radius_tolerance) * lumen[best]]
@@ -533,8 +534,8 @@ def split_segments(
             into = _direction_in(graph.nodes, parent, dist, v, direction_probe_mm)
             if into is not None:
                 # Least turn first; equal turns (a symmetric fork) go to the longer downstream path.
-                best = min(close, key=lambda c: (round(_turn(graph.nodes, children, reach, dist, v, c, into,
-                                                             direction_probe_mm), 6), -(reach[c] + dist[c])))
+                best = min(close, key=lambda c: (round(_turn(graph.nodes, children, far, dist, v, c, into,
+                                                             direction_probe_mm), 6), -far[c]))
         continuation[v] = best
 
     labels = graph.labels if labelled else None
@@ -674,13 +675,14 @@ def _direction_in(nodes: np.ndarray, parent: np.ndarray, dist: np.ndarray, v: in
     return d / n if dist[v] - dist[u] >= 1.0 and n > 1e-9 else None
 
 
-def _turn(nodes: np.ndarray, children: list[list[int]], reach: np.ndarray, dist: np.ndarray, v: int, c: int,
+def _turn(nodes: np.ndarray, children: list[list[int]], far: np.ndarray, dist: np.ndarray, v: int, c: int,
           into: np.ndarray, probe_mm: float) -> float:
     """Turning angle (radians) from the direction ``into`` junction v to child c's course:
-    v to the node about ``probe_mm`` down c's longest path."""
+    v to the node about ``probe_mm`` down c's longest path (``far``: distance of each
+    node's farthest leaf from the root)."""
     w = c
     while dist[w] - dist[v] < probe_mm and children[w]:
-        w = max(children[w], key=lambda k: reach[k] + dist[k])
+        w = max(children[w], key=lambda k: far[k])
     d = nodes[w] - nodes[v]
     n = float(np.linalg.norm(d))
     return math.pi if n < 1e-9 else math.acos(float(np.clip(d @ into / n, -1.0, 1.0)))

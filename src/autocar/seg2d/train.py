@@ -333,9 +333,12 @@ def main(argv: Sequence[str] | None = None) -> None:
     p.add_argument("--init", default=None, help="start from these seg2d weights (fine-tuning) instead of a random initialisation")
     p.add_argument("--time-limit", type=float, default=None, help="wall-time budget, s: the learning-rate schedule follows max(step, time) progress and "
         "training stops after the epoch that reaches it")
-    p.add_argument("--base-channels", type=int, default=16, help="U-Net channels at full resolution")
-    p.add_argument("--depth", type=int, default=4, help="U-Net down-sampling levels")
-    p.add_argument("--max-channels", type=int, default=64, help="cap of the U-Net channel count")
+    arch = UNetConfig()
+    p.add_argument("--base-channels", type=int, default=arch.base_channels,
+                   help="U-Net channels at full resolution (--init's model keeps its own)")
+    p.add_argument("--depth", type=int, default=arch.depth, help="U-Net down-sampling levels (--init's model keeps its own)")
+    p.add_argument("--max-channels", type=int, default=arch.max_channels,
+                   help="cap of the U-Net channel count (--init's model keeps its own)")
     a = p.parse_args(argv)
     path = train_seg2d(
         a.out_dir,
