@@ -24,7 +24,7 @@ from autocar.io.results import Reconstruction, write_ground_truth
 from autocar.synth.heartbeat import HeartbeatModel
 from autocar.synth.poses import PoseDistribution
 from autocar.synth.render import render_angiogram, render_mask
-from autocar.synth.trees import Stenosis, generate_tree
+from autocar.synth.trees import Stenosis, SynthTree, generate_tree
 
 __all__ = ["SynthCaseConfig", "SynthCase", "synthesize_case", "write_synth_case"]
 
@@ -111,6 +111,7 @@ def synthesize_case(
     rng: np.random.Generator | int | None = None,
     poses: PoseDistribution | None = None,
     views: tuple[CArmView, CArmView] | None = None,
+    tree: SynthTree | None = None,
 ) -> SynthCase:
     """Synthesise one weakly synchronised two-view case with its 3D truth.
 
@@ -121,10 +122,13 @@ def synthesize_case(
     poses : the pose distribution to sample the two views from (default: the
         clinical 9-cluster mixture). Ignored when ``views`` is given.
     views : fixed (A, B) views instead of sampled ones.
+    tree : a given tree at rest with its heart frame (e.g. a real CT tree,
+        :func:`autocar.synth.trees.tree_from_graph`) instead of a generated one;
+        ``config.side`` and ``config.n_stenoses`` are then not used.
     """
     seed = rng if isinstance(rng, (int, np.integer)) else None
     gen = _rng(rng)
-    synth = generate_tree(config.side, rng=gen, n_stenoses=config.n_stenoses)
+    synth = tree if tree is not None else generate_tree(config.side, rng=gen, n_stenoses=config.n_stenoses)
     heart = HeartbeatModel.random(gen, synth.heart_center, synth.long_axis)
     if config.breath_hold:
         heart = HeartbeatModel.from_dict(
@@ -174,7 +178,7 @@ def synthesize_case(
         "heartbeat": heart.to_dict(),
         "stenoses": [s.to_dict() for s in synth.stenoses],
     }
-    case = Case(views=tuple(case_views), tree=config.side, metadata={"synthetic": info})
+    case = Case(views=tuple(case_views), tree=synth.side, metadata={"synthetic": info})
     return SynthCase(
         case=case,
         truth=truth,

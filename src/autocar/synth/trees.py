@@ -40,7 +40,7 @@ import numpy as np
 from autocar.centerline import CenterlineGraph
 from autocar.errors import GeometryError
 
-__all__ = ["Stenosis", "SynthTree", "generate_tree", "LEFT_VESSELS", "RIGHT_VESSELS", "FIT_CUBE_MM"]
+__all__ = ["Stenosis", "SynthTree", "generate_tree", "tree_from_graph", "LEFT_VESSELS", "RIGHT_VESSELS", "FIT_CUBE_MM"]
 
 LEFT_VESSELS = ("LM", "LAD", "LCX", "D1", "D2", "OM1", "OM2")
 RIGHT_VESSELS = ("RCA", "AM", "PDA", "PLV")
@@ -566,3 +566,35 @@ def _plant_stenoses(
             )
         )
     return tuple(out)
+
+
+#: Base -> apex direction of a typical heart in LPS (+x left, +y posterior, +z
+#: superior): the apex points left, anterior and inferior.
+TYPICAL_LONG_AXIS = np.array([1.0, -1.0, -1.0]) / np.sqrt(3.0)
+
+
+def tree_from_graph(graph: CenterlineGraph, side: str, *, long_axis: np.ndarray | None = None,
+                    centre: bool = True) -> SynthTree:
+    """A given centre-line tree (e.g. a real CT tree, LPS mm) with a heart frame for the heartbeat model.
+
+    The tree is moved so that its bounding box is centred on the isocentre (``centre``).
+    The heart frame is an approximation, good enough to drive
+    :class:`autocar.synth.heartbeat.HeartbeatModel`: the left ventricle's centre is the
+    centroid of the tree's nodes moved 15 mm along the long axis towards the apex (the
+    arteries run on the surface, mostly over the base), the long axis ``long_axis``
+    (default :data:`TYPICAL_LONG_AXIS`). No stenosis is planted or known.
+    """
+    if side not in ("left", "right"):
+        raise ValueError(f"side must be 'left' or 'right', got {side!r}")
+    if not isinstance(graph, CenterlineGraph) or graph.num_nodes == 0:
+        raise ValueError("tree_from_graph needs a non-empty CenterlineGraph")
+    axis = TYPICAL_LONG_AXIS if long_axis is None else np.asarray(long_axis, dtype=np.float64)
+    norm = float(np.linalg.norm(axis)) if axis.shape == (3,) else 0.0
+    if not np.isfinite(norm) or norm == 0.0:
+        raise ValueError(f"long_axis must be a non-zero (3,) vector, got {long_axis!r}")
+    axis = axis / norm
+    if centre:
+        lo, hi = graph.bounds()
+        graph = graph.with_nodes(graph.nodes - (lo + hi) / 2.0)
+    heart_center = graph.nodes.mean(axis=0) + 15.0 * axis
+    return SynthTree(graph=graph, stenoses=(), side=side, heart_center=heart_center, long_axis=axis)
