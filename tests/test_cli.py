@@ -362,10 +362,21 @@ def test_reconstruct_multi_frame_case_is_dynamic_by_default(three_frame_case, tm
     frames = data["frames"]
     assert len(frames) == 3 and all(f["edges"] == frames[0]["edges"] for f in frames)
     assert len(data["motion"]["peak_to_peak_mm"]) == len(frames[0]["nodes"])
+    assert len(data["lag_compensation"]["source_frames_b"]) == 3 and "nodes_moved" in data["fusion"]
     assert sorted(p.name for p in out.glob("*.ply")) == ["frame_000.ply", "frame_001.ply", "frame_002.ply"]
     scored = invoke("evaluate", out, "--truth", three_frame_case)
     assert_ok(scored)
     assert "f1_1mm" in scored.stdout
+
+
+def test_reconstruct_lag_compensation_and_fusion_can_be_switched_off(three_frame_case, tmp_path,
+                                                                    restore_torch_threads):
+    out = tmp_path / "plain"
+    assert_ok(invoke("reconstruct", three_frame_case, "-o", out, "--method", "hull-graph", "--no-report",
+                     "--no-lag-compensation", "--no-fusion"))
+    data = json.loads((out / "reconstruction.json").read_text())
+    assert "lag_compensation" not in data and "fusion" not in data
+    assert len(data["frames"]) == 3
 
 
 def test_reconstruct_static_flag_keeps_frames_independent(three_frame_case, tmp_path, restore_torch_threads):

@@ -165,3 +165,18 @@ def test_report_command_rewrites_measurements_and_report(mask_case_dir, tmp_path
     assert read_measurements(out / "measurements.json")["frame"] == 1
     bad = runner.invoke(app, ["report", str(out), "--frame", "7"])
     assert bad.exit_code == 2 and "frame 7 requested" in bad.stderr
+
+
+def test_frame_rate_gives_times_to_runs_that_have_neither_times_nor_phases():
+    from autocar.io.case import Case, CaseView
+    from autocar.workflow import with_frame_rate
+
+    sc = synthesize_case(SynthCaseConfig(frames=3), rng=12)
+    a, b = sc.case.views
+    bare = CaseView(name="B", view=b.view, kind="mask", frames=b.frames)
+    case = with_frame_rate(Case(views=(a, bare), tree="left"), 12.5)
+    assert np.array_equal(case.views[0].frame_times_ms, a.frame_times_ms)  # a run with times keeps them
+    assert case.views[1].frame_times_ms.tolist() == [0.0, 80.0, 160.0]
+    for bad in (0.0, -15.0, float("nan"), float("inf")):
+        with pytest.raises(ValueError, match="frame rate"):
+            RunOptions(frame_rate_hz=bad)

@@ -247,6 +247,14 @@ def reconstruct(
     tree: Optional[str] = typer.Option(None, "--tree", help="left or right, if known (names the vessels)."),
     pixel_spacing: Optional[List[float]] = typer.Option(None, "--pixel-spacing", help="Detector spacing (mm) for DICOM files that lack it."),
     report: bool = typer.Option(True, "--report/--no-report", help="Write report.html, measurements.json and snapshot.png."),
+    lag_compensation: bool = typer.Option(True, "--lag-compensation/--no-lag-compensation", help="Dynamic runs: "
+                                          "synthesise view B at view A's cardiac phase from B's two neighbouring "
+                                          "frames (dense-flow interpolation) before reconstructing."),
+    frame_rate: Optional[float] = typer.Option(None, "--frame-rate", help="Frames per second of runs that carry "
+                                               "neither frame times nor cardiac phases (then the phase is "
+                                               "estimated from evenly spaced frames)."),
+    fusion: bool = typer.Option(True, "--fusion/--no-fusion", help="Dynamic runs: every frame pair's static tree "
+                                "votes on where each node of the tracked tree lies (median correction)."),
     overwrite: bool = typer.Option(False, "--overwrite"),
 ) -> None:
     """Reconstruct the 3D vessel tree at every cardiac phase of a case or a DICOM pair.
@@ -266,6 +274,7 @@ def reconstruct(
         options = RunOptions(
             method=method, static=static, frames=frames, segmenter=segmenter, tree=tree,
             pixel_spacing_mm=_spacing(pixel_spacing), report=report, measurements=report, snapshot=report,
+            lag_compensation=lag_compensation, fuse=fusion, frame_rate_hz=frame_rate,
             reconstruct=ReconstructConfig(threshold=threshold, threads=threads,
                                           learned_ghost_order=ghost_order == "learned", align_views=align_views,
                                           refine_centerline=refine),

@@ -250,15 +250,21 @@ def hull_skeleton_graph(masks: Sequence[np.ndarray], views: Sequence[CArmView],
     return reconstruct_pair(masks, views, None, config.raw_hull())
 
 
-def paired_frames(case: Case, frames: int | None = None) -> "FramePairing":
+def paired_frames(case: Case, frames: int | None = None, *, usable_a: np.ndarray | None = None,
+                  usable_b: np.ndarray | None = None) -> "FramePairing":
     """Pair the first two views' frames by cardiac phase and check every paired mask is non-empty.
 
-    Raises CaseFormatError naming the view and frame of an empty mask.
+    ``usable_a`` / ``usable_b`` restrict the frames paired (see
+    :func:`autocar.dynamic.phase.pair_case_views`). Raises CaseFormatError
+    naming the view and frame of an empty mask.
     """
     from autocar.dynamic.phase import pair_case_views
 
     a, b = case.views[0], case.views[1]
-    pairing = pair_case_views(a, b, frames=frames)
+    try:
+        pairing = pair_case_views(a, b, frames=frames, usable_a=usable_a, usable_b=usable_b)
+    except CaseFormatError as exc:
+        raise CaseFormatError(f"{case.path}: {exc}") from None
     for cv, idx in ((a, pairing.index_a), (b, pairing.index_b)):
         for k in np.unique(idx):
             if not np.any(cv.frames[k]):

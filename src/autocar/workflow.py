@@ -50,6 +50,13 @@ class RunOptions:
     pixel_spacing_mm : detector spacing override for DICOM files that lack it.
     tree : "left" / "right" when known (names the vessels in the measurements).
     report, measurements, snapshot : write those files.
+    lag_compensation : dynamic runs synthesise view B at view A's phase
+        (:mod:`autocar.dynamic.lag`).
+    fuse : dynamic runs let every frame pair vote on node positions
+        (:mod:`autocar.dynamic.fuse`).
+    frame_rate_hz : frame rate of runs that carry neither frame times nor
+        cardiac phases (frames then taken as evenly spaced at this rate, so the
+        phase can be estimated); runs with frame times keep them.
     """
 
     method: str = "network"
@@ -62,8 +69,13 @@ class RunOptions:
     measurements: bool = True
     snapshot: bool = True
     reconstruct: ReconstructConfig = ReconstructConfig()
+    lag_compensation: bool = True
+    fuse: bool = True
+    frame_rate_hz: float | None = None
 
     def __post_init__(self) -> None:
+        if self.frame_rate_hz is not None and not (np.isfinite(self.frame_rate_hz) and self.frame_rate_hz > 0):
+            raise ValueError(f"frame rate must be a finite number of frames per second > 0, got {self.frame_rate_hz}")
         if self.method not in ("network", "hull-graph", "hull-skeleton"):
             raise ValueError(f"method must be network, hull-graph or hull-skeleton, got {self.method!r}")
         if self.segmenter not in ("unet", "frangi"):
@@ -193,6 +205,19 @@ def _pairing_line(rec: Any) -> str:
     return f"frame pairs by {info.get('source')}: {rec.extra.get('frame_pairs')}{note}"
 
 
+def with_frame_rate(case: Case, frame_rate_hz: float) -> Case:
+    """``case`` with evenly spaced frame times (ms) at ``frame_rate_hz`` on every view that has neither
+    frame times nor cardiac phases (the others unchanged)."""
+    from dataclasses import replace
+
+    views = []
+    for cv in case.views:
+        if cv.frame_times_ms is None and cv.cardiac_phase is None:
+            cv = replace(cv, frame_times_ms=np.arange(cv.num_frames, dtype=np.float64) * (1000.0 / frame_rate_hz))
+        views.append(cv)
+    return replace(case, views=tuple(views))
+
+
 def run(
     path: str | Path,
     out: str | Path,
@@ -221,6 +246,8 @@ def run(
     seconds: dict[str, float] = {}
     t0 = time.perf_counter()
     case, source = load_input(path, options)
+    if options.frame_rate_hz is not None:
+        case = with_frame_rate(case, options.frame_rate_hz)
     seconds["read"] = time.perf_counter() - t0
     if len(case.views) < 2:
         raise CaseFormatError(f"{source}: a reconstruction needs two views, got {len(case.views)}")
@@ -253,8 +280,11 @@ def run(
     else:
         from autocar.dynamic.pipeline import deformed_meshes, reconstruct_dynamic
 
+        from autocar.dynamic.fuse import FuseConfig
+
         dyn = reconstruct_dynamic(mask_case, model, config, frames=options.frames, use_network=use_network,
-                                  progress=progress)
+                                  progress=progress, lag_compensation=options.lag_compensation,
+                                  fuse=FuseConfig() if options.fuse else None)
         rec = dyn.reconstruction
         reference = int(rec.extra.get("reference_frame", 0))
         meshes = deformed_meshes(dyn, sections=config.mesh_sections)

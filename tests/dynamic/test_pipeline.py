@@ -143,8 +143,67 @@ def test_completion_from_other_frames_keeps_the_reference_tree_as_prefix(synth, 
     # The reference's own edges come first and unchanged; whatever was added hangs on new nodes or joins.
     assert np.array_equal(rec.frames[0].edges[: static_ref.num_edges], static_ref.edges)
     assert (rec.extra["branches_added_from_frames"] == 0) == (rec.frames[0].num_edges == static_ref.num_edges)
-    plain = reconstruct_dynamic(synth.case, track=TrackConfig(iterations=20), complete_frames=False, progress=False)
+    # Without the position fusion (which votes over the completed tree) the reference's nodes keep their
+    # tracked positions whether the tree is completed or not.
+    completed = reconstruct_dynamic(synth.case, track=TrackConfig(iterations=20), fuse=None, progress=False)
+    plain = reconstruct_dynamic(synth.case, track=TrackConfig(iterations=20), complete_frames=False, fuse=None,
+                                progress=False)
     assert "branches_added_from_frames" not in plain.reconstruction.extra
     assert plain.reconstruction.frames[0].num_nodes == n
-    for g, h in zip(plain.reconstruction.frames, rec.frames):  # same tracked positions of the reference's nodes
+    for g, h in zip(plain.reconstruction.frames, completed.reconstruction.frames):
         assert np.allclose(g.nodes, h.nodes[:n])
+
+
+def test_view_b_is_synthesised_at_view_a_phase_on_a_known_lag(synth, dynamic):
+    """B lags A by a known fraction of the cycle: each B frame is interpolated between the two
+    B frames that bracket A's phase, at the fraction the phases give; the last A frame has no
+    later B frame and keeps the paired one with its lag."""
+    a, b = synth.case.views
+    rec = dynamic.reconstruction.extra["lag_compensation"]
+    pa, pb = np.asarray(a.cardiac_phase), np.asarray(b.cardiac_phase)
+    step = np.mod(np.diff(pb), 1.0)
+    for k, ((j0, j1), f, left) in enumerate(zip(rec["source_frames_b"], rec["fraction"], rec["residual_lag_fraction"])):
+        if j1 == j0 + 1:
+            assert np.mod(pb[j0] + f * step[j0] - pa[k] + 0.5, 1.0) - 0.5 == pytest.approx(0.0, abs=1e-3)
+            assert left == 0.0
+        else:
+            assert j0 == j1 and left == pytest.approx(np.mod(pb[j0] - pa[k] + 0.5, 1.0) - 0.5, abs=1e-3)
+    assert rec["source_frames_b"][0] == [0, 1]  # B lags: A's first phase lies between B's frames 0 and 1
+    assert rec["fraction"][0] == pytest.approx(synth.lag / step[0], abs=2e-3)
+    assert rec["residual_lag_fraction"][-1] == pytest.approx(-synth.lag, abs=1e-3)
+    assert dynamic.reconstruction.extra["fusion"]["nodes_moved"] >= 0
+
+
+def test_lag_compensation_and_fusion_can_be_switched_off(synth):
+    res = reconstruct_dynamic(synth.case, track=TrackConfig(iterations=10), progress=False, use_network=False,
+                              lag_compensation=False, fuse=None)
+    assert "lag_compensation" not in res.reconstruction.extra and "fusion" not in res.reconstruction.extra
+    assert res.reconstruction.is_dynamic
+
+
+def test_a_one_frame_view_b_falls_back_without_interpolation(synth):
+    a, b = synth.case.views
+    one = CaseView(name=b.name, view=b.view, kind="mask", frames=np.asarray(b.frames)[:1],
+                   frame_times_ms=np.asarray(b.frame_times_ms)[:1], cardiac_phase=np.asarray(b.cardiac_phase)[:1])
+    res = reconstruct_dynamic(Case(views=(a, one), tree="left"), track=TrackConfig(iterations=10), progress=False,
+                              use_network=False)
+    assert all(p[1] == 0 for p in res.reconstruction.extra["frame_pairs"])
+    assert "lag_compensation" not in res.reconstruction.extra
+    assert res.reconstruction.frames[0].num_nodes > 0
+
+
+def test_a_wash_in_frame_is_left_out_and_said_so(synth):
+    """View A's first frame holds a tenth of the tree (contrast arriving): it is not reconstructed."""
+    a, b = synth.case.views
+    frames = np.asarray(a.frames).copy()
+    rows = np.flatnonzero(frames[0].any(axis=1))
+    frames[0, rows[len(rows) // 10]:] = 0  # keep the top tenth of the vessel rows only
+    washed = CaseView(name=a.name, view=a.view, kind="mask", frames=frames, frame_times_ms=a.frame_times_ms,
+                      cardiac_phase=a.cardiac_phase)
+    res = reconstruct_dynamic(Case(views=(washed, b), tree="left"), track=TrackConfig(iterations=10),
+                              progress=False, use_network=False)
+    rec = res.reconstruction
+    used = rec.extra["frames_used"]
+    assert used["A"]["used"] == [1, 2, 3] and list(used["A"]["left_out"]) == ["0"]
+    assert "wash-in" in used["A"]["left_out"]["0"] and used["B"]["used"] == [0, 1, 2, 3]
+    assert [p[0] for p in rec.extra["frame_pairs"]] == [1, 2, 3] and rec.num_frames == 3

@@ -603,6 +603,8 @@ class FramePairing:
         from the frames of at least one view) or "index" (frame k with
         frame k: no phase could be had).
     note : why the pairing fell back to "index", else "".
+    phase_a, phase_b : the phases of every frame of A and of B the pairing used
+        (None with an "index" pairing).
     """
 
     index_a: np.ndarray
@@ -610,13 +612,16 @@ class FramePairing:
     lag: np.ndarray
     source: str
     note: str = ""
+    phase_a: np.ndarray | None = None
+    phase_b: np.ndarray | None = None
 
     def to_list(self) -> list[list[int]]:
         """``[[a, b], ...]`` as written in reconstruction.json's ``frame_pairs``."""
         return [[int(a), int(b)] for a, b in zip(self.index_a, self.index_b)]
 
 
-def pair_case_views(view_a: Any, view_b: Any, *, frames: int | None = None) -> FramePairing:
+def pair_case_views(view_a: Any, view_b: Any, *, frames: int | None = None,
+                    usable_a: np.ndarray | None = None, usable_b: np.ndarray | None = None) -> FramePairing:
     """Pair the frames of two :class:`autocar.io.case.CaseView` by cardiac phase.
 
     Every frame of A (the first ``frames`` when given) is paired with the
@@ -624,17 +629,28 @@ def pair_case_views(view_a: Any, view_b: Any, *, frames: int | None = None) -> F
     views' ``cardiac_phase`` or are estimated from the frames
     (:func:`phase_from_case_view`); when neither works (e.g. a sequence
     shorter than about 1.5 beats without ECG), frame k pairs with frame k
-    and ``note`` says why.
+    and ``note`` says why. ``usable_a`` / ``usable_b`` ((T,) bool, e.g. the
+    frames with contrast, :func:`autocar.dynamic.contrast.contrast_frames`)
+    restrict the frames paired (all when None; by index, each A frame takes
+    the usable B frame of nearest index).
     """
     na, nb = int(view_a.num_frames), int(view_b.num_frames)
-    n = min(na, nb) if frames is None else min(na, int(frames))
+    cand_a = np.arange(na) if usable_a is None else np.flatnonzero(np.asarray(usable_a, bool)[:na])
+    cand_b = np.arange(nb) if usable_b is None else np.flatnonzero(np.asarray(usable_b, bool)[:nb])
+    if len(cand_a) == 0 or len(cand_b) == 0:
+        raise CaseFormatError(f"no usable frame to pair in view {'A' if len(cand_a) == 0 else 'B'}")
+    n = min(len(cand_a), len(cand_b)) if frames is None else min(len(cand_a), int(frames))
+    cand_a = cand_a[:n]
     has_phase = getattr(view_a, "cardiac_phase", None) is not None and getattr(view_b, "cardiac_phase", None) is not None
     try:
         pa = phase_from_case_view(view_a)
         pb = phase_from_case_view(view_b)
     except (ValueError, ShapeError, CaseFormatError) as exc:
-        n = min(n, nb)
-        idx = np.arange(n, dtype=np.int64)
-        return FramePairing(idx, idx.copy(), np.full(n, np.nan), "index", f"no cardiac phase: {exc}")
-    ib, lag = pair_frames(pa[:n], pb)
-    return FramePairing(np.arange(n, dtype=np.int64), ib, lag, "cardiac_phase" if has_phase else "estimated")
+        n = min(n, len(cand_b))
+        ia = cand_a[:n].astype(np.int64)
+        ib = cand_b[np.argmin(np.abs(cand_b[None, :] - ia[:, None]), axis=1)].astype(np.int64)
+        return FramePairing(ia, ib, np.full(n, np.nan), "index", f"no cardiac phase: {exc}")
+    ib, lag = pair_frames(pa[cand_a], pb[cand_b])
+    return FramePairing(cand_a.astype(np.int64), cand_b[ib].astype(np.int64), lag,
+                        "cardiac_phase" if has_phase else "estimated",
+                        phase_a=np.asarray(pa, dtype=np.float64), phase_b=np.asarray(pb, dtype=np.float64))

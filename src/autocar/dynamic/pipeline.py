@@ -2,8 +2,14 @@
 
 Steps (METHOD.md section 4, CASE_FORMAT v1 "Dynamic reconstructions"):
 
-1. Pair the frames of the two views by cardiac phase
-   (:func:`autocar.dynamic.phase.pair_case_views`).
+1. Leave out the frames of either run that hold too little contrast
+   (:func:`autocar.dynamic.contrast.contrast_frames`; said in the result's
+   ``frames_used``). Pair the other frames of the two views by cardiac phase
+   (:func:`autocar.dynamic.phase.pair_case_views`), then, when both views
+   have phases (given or estimated), synthesise view B's mask at view A's
+   exact phase from the two B frames that bracket it (dense-flow
+   interpolation, :func:`autocar.dynamic.lag.compensate_lag`; a frame with no
+   bracket keeps its paired B frame and its lag).
 2. With ``ReconstructConfig(align_views=True)`` (not by default), warp view B's masks
    across the epipolar lines, one warp for the sequence (:func:`sequence_alignment`). Reconstruct every
    frame pair statically (:func:`autocar.reconstruct.reconstruct_pair`).
@@ -17,7 +23,11 @@ Steps (METHOD.md section 4, CASE_FORMAT v1 "Dynamic reconstructions"):
    complete the tracked tree with the branches other frames' static trees
    found and the reference lost, and bridge its gaps
    (:func:`autocar.dynamic.complete.complete_from_frames`).
-6. Measure every node's radius on the masks of every frame at its tracked
+6. Let every frame pair's static tree vote on where each node lies: the
+   median, over the frames, of the correction from the node's tracked
+   position to the nearest point of that frame's static tree
+   (:func:`autocar.dynamic.fuse.fuse_positions`).
+7. Measure every node's radius on the masks of every frame at its tracked
    position; the median over frames is the radius in all frames.
 
 The result has the same nodes, edges and radii in every frame; per-node
@@ -49,7 +59,10 @@ from autocar.reconstruct import (
     paired_frames,
     reconstruct_pair,
 )
-from autocar.sbp.epipolar import EpipolarAlignment, estimate_alignment, warp_record
+from autocar.sbp.epipolar import EpipolarAlignment, estimate_alignment, warp_mask, warp_record
+from autocar.dynamic.contrast import contrast_frames
+from autocar.dynamic.fuse import FuseConfig, fuse_positions
+from autocar.dynamic.lag import compensate_lag
 
 __all__ = ["reconstruct_dynamic", "pick_reference", "deformed_meshes", "DynamicResult", "sequence_alignment"]
 
@@ -162,19 +175,41 @@ def reconstruct_dynamic(
     use_network: bool = True,
     complete_frames: bool = True,
     progress: bool = True,
+    frame_alignment: bool = False,
+    fuse: FuseConfig | None = FuseConfig(),
+    lag_compensation: bool = True,
+    min_contrast: float | None = 0.5,
 ) -> DynamicResult:
     """Reconstruct a mask case over the heartbeat with one topology (see the module doc).
 
     ``frames`` limits the number of frame pairs; ``use_network=False`` uses
     the no-network hull for the static frames; ``complete_frames=False`` skips
-    step 5 (the reference's topology only). A case whose frames are all
+    step 5 (the reference's topology only); ``lag_compensation=False`` skips
+    the interpolation of step 1 and ``fuse=None`` step 6 (the dynamic run as
+    it was before them); ``min_contrast`` leaves out the frames of either run
+    whose vessel area is below that share of the run's peak (contrast wash-in
+    and wash-out, :func:`autocar.dynamic.contrast.contrast_frames`; None: every
+    frame); ``frame_alignment=True`` warps each frame pair's B
+    mask across its epipolar lines (static reconstruction's alignment) before
+    the static step and the tracking (measured, not the default: see
+    ``benchmarks/bench_dynamic.py --variants``). A case whose frames are all
     empty after the static step returns the static (empty) frames.
     """
     from tqdm import tqdm
 
     _check_mask_views(case)
     a, b = case.views[0], case.views[1]
-    pairing = paired_frames(case, frames)
+    selection: dict[str, Any] = {}
+    usable: list[np.ndarray | None] = [None, None]
+    if min_contrast is not None:
+        for v, cv in enumerate((a, b)):
+            found = contrast_frames(np.asarray(cv.frames), min_fraction=min_contrast)
+            if not found.usable.any():
+                raise CaseFormatError(f"{case.path}: view {cv.name}: every frame has an empty vessel mask")
+            usable[v] = found.usable
+            selection[cv.name] = {"used": np.flatnonzero(found.usable).tolist(),
+                                  "left_out": {str(k): r for k, r in found.reasons.items()}}
+    pairing = paired_frames(case, frames, usable_a=usable[0], usable_b=usable[1])
     n = len(pairing.index_a)
     if not use_network:
         model = None
@@ -183,6 +218,19 @@ def reconstruct_dynamic(
     views = [a.view, b.view]
     masks = [np.asarray(a.frames)[pairing.index_a] > 0, np.asarray(b.frames)[pairing.index_b] > 0]
     seconds: dict[str, float] = {}
+    lag = pairing.lag
+    lag_record: dict[str, Any] | None = None
+    if lag_compensation and pairing.phase_a is not None and pairing.phase_b is not None and b.num_frames > 1:
+        t0 = time.perf_counter()
+        keep_b = np.arange(b.num_frames) if usable[1] is None else np.flatnonzero(usable[1])
+        comp = compensate_lag(np.asarray(b.frames)[keep_b] > 0, pairing.phase_b[keep_b],
+                              pairing.phase_a[pairing.index_a], is_mask=True)
+        comp = dc_replace(comp, source=keep_b[comp.source])  # frame numbers of B's whole run
+        made = comp.frames.reshape(len(comp.frames), -1).any(axis=1)
+        masks[1] = np.where(made[:, None, None], comp.frames, masks[1])  # an empty result keeps the paired frame
+        lag = np.where(made, comp.residual_lag, pairing.lag)
+        lag_record = {**comp.to_dict(), "used": made.tolist()}
+        seconds["lag_compensation"] = time.perf_counter() - t0
     warp_extra: dict[str, Any] = {}
     if config.align_views is True:
         t0 = time.perf_counter()
@@ -191,12 +239,15 @@ def reconstruct_dynamic(
             masks[1] = np.stack([alignment.warp(m) for m in masks[1]])
             warp_extra = warp_record(b.name, alignment.matrix)
         seconds["align"] = time.perf_counter() - t0
-    config = dc_replace(config, align_views=False)  # (static frames: warped here or not at all)
+    config = dc_replace(config, align_views=None if frame_alignment and config.align_views is not True else False)
     t0 = time.perf_counter()
     static = [reconstruct_pair([masks[0][k], masks[1][k]], views, model, config)
               for k in tqdm(range(n), desc="static frames", unit="frame", disable=not progress)]
+    if frame_alignment:
+        masks[1] = np.stack([warp_mask(m, r.view_warp) if r.view_warp is not None else m
+                             for m, r in zip(masks[1], static)])
     seconds["static"] = time.perf_counter() - t0
-    ref, scores = pick_reference(static, masks, views, pairing.lag)
+    ref, scores = pick_reference(static, masks, views, lag)
     extra: dict[str, Any] = {
         "method": "autocar dynamic (static reference frame tracked with an embedded deformation graph)",
         "views": {cv.name: cv.view.to_dict() for cv in (a, b)},
@@ -204,6 +255,16 @@ def reconstruct_dynamic(
         "frame_pairing": {"source": pairing.source, **({"note": pairing.note} if pairing.note else {}),
                           "lag_fraction": [None if not np.isfinite(x) else round(float(x), 4) for x in pairing.lag]},
     }
+    if selection:
+        extra["frames_used"] = {
+            "description": f"frames whose vessel area is at least {100 * min_contrast:.0f} % of their run's peak "
+                           "(the others: contrast wash-in or wash-out, not paired)",
+            **selection}
+    if lag_record is not None:
+        extra["lag_compensation"] = {
+            "description": "view B's masks synthesised at view A's phase from B's two bracketing frames "
+                           "(dense-flow interpolation); residual_lag_fraction is the lag left",
+            **lag_record}
     if static[ref].graph.num_nodes == 0:
         extra["method"] = "nothing reconstructed in any frame"
         rec = Reconstruction(frames=tuple(r.graph for r in static), extra=extra,
@@ -225,6 +286,10 @@ def reconstruct_dynamic(
         extra["branches_dropped_unseen_in_other_frames"] = dropped
         extra["branches_added_from_frames"] = added
         seconds["complete"] = time.perf_counter() - t0
+    if fuse is not None and n > 1:
+        fused = fuse_positions(result.graphs, [r.graph for r in static], fuse)
+        result.graphs = fused.graphs
+        extra["fusion"] = fused.summary()
     # One lumen: each node's radius is measured on the masks of every frame at its tracked
     # position and the median kept for all frames (less noise than one frame's 2D EDT).
     per_frame = np.stack([radii_from_masks(g, [masks[0][k], masks[1][k]], views) for k, g in enumerate(result.graphs)])
