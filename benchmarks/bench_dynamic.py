@@ -1,9 +1,25 @@
 """Dynamic reconstruction against the static per-frame result, same cases, same run.
 
-For each held-out synthetic beating-heart case (seeds 2,000,000+i, never used
-in training; left and right trees alternating; weakly synchronised views as
-``autocar synth`` makes them: B lags 2-8 % of the cycle and is recorded 3-8 s
-later) with ``--frames`` frames per view:
+Two case classes, each a beating heart (the project's heartbeat model) seen
+in two weakly synchronised views (view B lags A by ``--lag-range`` of the
+cycle, default 2-6 %, and is recorded 3-8 s later, so the breathing differs),
+``--frames`` frames per view, clinical view pairs drawn as ``autocar synth``
+draws them:
+
+- ``synthetic``: the project's generated trees (seeds 2,000,000+i, never used
+  in training; left and right alternating);
+- ``real``: real coronary anatomy from CT, the left trees of
+  ``../shared/data/asoca-centerlines`` Normal_16-20 then their right trees
+  (never used in training; seeds 2,100,000+i draw the heartbeat, the poses and
+  the lag). Skipped when the folder is absent.
+
+Each case is run with every ``--variants`` entry: ``default`` (the shipped
+options: multi-frame position fusion, :mod:`autocar.dynamic.fuse`) and
+``previous`` (no fusion: the reference tree as tracked and completed),
+``align`` / ``align+fuse`` (each frame pair's B mask warped across its
+epipolar lines before the static step and the tracking). Per case it prints
+the static frames' F1 (best, median, mean), each variant's mean F1 over the
+frames and the default's gain over the best static frame.
 
 - static: every phase-paired frame reconstructed independently (shipped
   network, :func:`autocar.reconstruct.reconstruct_pair`);
@@ -31,14 +47,16 @@ Also printed:
 
 Run:
 
-    python benchmarks/bench_dynamic.py                  # 4 cases x 8 frames (~3 min on 2 cores)
-    python benchmarks/bench_dynamic.py --cases 10 --json dyn.json
-    python benchmarks/bench_dynamic.py --align-views on    # with one epipolar warp of view B per sequence
+    python benchmarks/bench_dynamic.py                  # 4 synthetic + 5 real cases x 6 frames
+    python benchmarks/bench_dynamic.py --cases 6 --real-cases 10 --json dyn.json
+    python benchmarks/bench_dynamic.py --lags 0,0.02,0.04,0.06,0.08 --still 0   # F1 against lag
+    python benchmarks/bench_dynamic.py --variants default,previous,align,align+fuse
 """
 
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import json
 import time
 from pathlib import Path
@@ -57,6 +75,7 @@ from autocar.synth.cases import SynthCaseConfig, synthesize_case
 from autocar.synth.render import render_mask
 
 SEED0 = 2_000_000
+REAL_SEED0 = 2_100_000
 
 
 def _scores(graph, truth) -> dict[str, float]:
@@ -101,75 +120,192 @@ def still_jitter_mm(seed: int, frames: int, model, track: TrackConfig) -> tuple[
     return jitter, float(np.mean([centerline_scores(g, truth).f1_1mm for g in res.reconstruction.frames]))
 
 
+def real_trees(data: Path) -> list[tuple[str, "SynthTree"]]:
+    """The left then the right trees of asoca-centerlines Normal_16-20 (0.5 mm node spacing)."""
+    from autocar.io.trees import load_tree
+    from autocar.synth.trees import tree_from_graph
+
+    folder = data / "asoca-centerlines"
+    files = sorted(folder.glob("Normal_*.vtp")) if folder.is_dir() else []
+    out: dict[str, list] = {"left": [], "right": []}
+    for f in files:
+        tree = load_tree(f).graph
+        comp = tree.components()
+        big = np.argsort(np.bincount(comp))[::-1][:2]
+        left = max(big, key=lambda c: tree.nodes[comp == c, 0].mean())  # LPS: +x is the patient's left
+        for c in big:
+            side = "left" if c == left else "right"
+            keep = np.flatnonzero(comp == c)
+            remap = -np.ones(tree.num_nodes, np.int64)
+            remap[keep] = np.arange(len(keep))
+            e = tree.edges[np.all(np.isin(tree.edges, keep), axis=1)]
+            g = CenterlineGraph(tree.nodes[keep], tree.radii[keep], remap[e]).resampled(0.5)
+            out[side].append((f"{f.stem} {side}", tree_from_graph(g, side)))
+    return out["left"] + out["right"]
+
+
+VARIANTS = {
+    "default": {},
+    "previous": {"fuse": None, "lag_compensation": False},
+    "lag-only": {"fuse": None},
+    "fuse-only": {"lag_compensation": False},
+    "align": {"fuse": None, "lag_compensation": False, "frame_alignment": True},
+    "align+fuse": {"lag_compensation": False, "frame_alignment": True},
+    "all": {"frame_alignment": True},
+    "seq-align": {"align_views": True},
+}
+
+
+def run_variant(synth, model, config, track, variant: str) -> dict:
+    """One dynamic run of a case: per-frame static and dynamic scores, costs."""
+    options = dict(VARIANTS[variant])
+    if options.pop("align_views", False):
+        config = dataclasses.replace(config, align_views=True)
+    t0 = time.perf_counter()
+    res = reconstruct_dynamic(synth.case, model, config, track, progress=False, **options)
+    total = time.perf_counter() - t0
+    rec = res.reconstruction
+    truths = [synth.truth[int(k)] for k in res.pairing.index_a]
+    static = [_scores(r.graph, t) for r, t in zip(res.static, truths)]
+    dynamic = [_scores(g, t) for g, t in zip(rec.frames, truths)]
+    ref_only = [_scores(_first_nodes(g, getattr(res, "reference_nodes", None)), t) for g, t in zip(rec.frames, truths)]
+    track_s = [f.seconds for k, f in enumerate(res.track.frames) if k != res.track.reference] if res.track else []
+    static_f1 = [s["f1_1mm"] for s in static]
+    return {
+        "frames": rec.num_frames, "reference": res.track.reference if res.track else None,
+        "same_topology": bool(rec.is_dynamic),
+        "static": {k: float(np.mean([s[k] for s in static])) for k in static[0]},
+        "static_f1_best": float(np.max(static_f1)), "static_f1_median": float(np.median(static_f1)),
+        "static_f1_per_frame": [round(x, 4) for x in static_f1],
+        "dynamic": {k: float(np.mean([s[k] for s in dynamic])) for k in dynamic[0]},
+        "dynamic_f1_per_frame": [round(s["f1_1mm"], 4) for s in dynamic],
+        "ref_only": {k: float(np.mean([s[k] for s in ref_only])) for k in ref_only[0]},
+        "added": rec.extra.get("branches_added_from_frames", 0),
+        "fusion": rec.extra.get("fusion"),
+        "track_s_per_frame": float(np.mean(track_s)) if track_s else 0.0,
+        "total_s": total,
+        "static_s": res.seconds.get("static", 0.0),
+        "error_std_mm": error_std_mm(list(rec.frames), truths, res.track.reference) if res.track else float("nan"),
+        "motion_mean_mm": rec.extra.get("motion", {}).get("mean_mm", float("nan")),
+    }
+
+
+def summarise(name: str, rows: list[dict], variants: list[str]) -> dict:
+    """Print one case class's table; returns its means."""
+    if not rows:
+        return {}
+    first = variants[0]
+    print(f"\n{name}: {len(rows)} cases x {rows[0][first]['frames']} frames")
+    print(f"{'':26s} {'static':>8s} " + " ".join(f"{v:>10s}" for v in variants) + f" {'ratio':>7s}")
+    out: dict = {"cases": len(rows)}
+    for key in ("precision_1mm", "recall_1mm", "f1_1mm", "mean_distance_mm"):
+        s = float(np.mean([r[first]["static"][key] for r in rows]))
+        vals = [float(np.mean([r[v]["dynamic"][key] for r in rows])) for v in variants]
+        ratio = vals[0] / vals[-1] if vals[-1] else float("nan")
+        print(f"{key:26s} {s:8.3f} " + " ".join(f"{x:10.3f}" for x in vals) + f" {ratio:7.3f}")
+        out[key] = {"static": s, **dict(zip(variants, vals))}
+    best = float(np.mean([r[first]["static_f1_best"] for r in rows]))
+    med = float(np.mean([r[first]["static_f1_median"] for r in rows]))
+    gains = {v: [r[v]["dynamic"]["f1_1mm"] - r[v]["static_f1_best"] for r in rows] for v in variants}
+    print(f"static F1 per case: best frame {best:.3f}, median frame {med:.3f} (mean over cases; {first}'s static frames)")
+    print("static F1 @1 mm, mean frame, of each variant's own static frames: "
+          + ", ".join(f"{v} {np.mean([r[v]['static']['f1_1mm'] for r in rows]):.3f}" for v in variants))
+    for v in variants:
+        g = gains[v]
+        print(f"{v:>10s}: dynamic - best static frame F1 {np.mean(g):+.3f} mean, {np.min(g):+.3f} worst case;"
+              f" same topology {sum(r[v]['same_topology'] for r in rows)}/{len(rows)};"
+              f" cost per frame beyond the first {np.mean([(r[v]['total_s'] - r[v]['total_s'] / r[v]['frames']) / max(r[v]['frames'] - 1, 1) for r in rows]):.2f} s"
+              f" (static step {np.mean([r[v]['static_s'] / r[v]['frames'] for r in rows]):.2f} s of it)")
+    out["static_best"], out["static_median"] = best, med
+    out["static_mean_by_variant"] = {v: float(np.mean([r[v]["static"]["f1_1mm"] for r in rows])) for v in variants}
+    out["gain_over_best"] = {v: float(np.mean(g)) for v, g in gains.items()}
+    return out
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    ap.add_argument("--cases", type=int, default=4)
-    ap.add_argument("--frames", type=int, default=8)
+    ap.add_argument("--cases", type=int, default=4, help="synthetic cases")
+    ap.add_argument("--real-cases", type=int, default=5, help="real-tree cases (0: none)")
+    ap.add_argument("--frames", type=int, default=6)
+    ap.add_argument("--lag-range", default="0.02,0.06", help="view B's lag, fraction of the cycle: LOW,HIGH")
+    ap.add_argument("--lags", default=None,
+                    help="comma list of fixed lags (e.g. 0,0.02,0.04,0.06,0.08): F1 against lag, default variant")
+    ap.add_argument("--variants", default="default,previous", help=f"comma list of {sorted(VARIANTS)}")
     ap.add_argument("--still", type=int, default=2, help="still-heart jitter cases")
     ap.add_argument("--threads", type=int, default=2)
     ap.add_argument("--json", type=Path, default=None)
-    ap.add_argument("--seed0", type=int, default=SEED0, help="first seed (default: the held-out 2,000,000)")
+    ap.add_argument("--seed0", type=int, default=SEED0, help="first synthetic seed (default: the held-out 2,000,000)")
+    ap.add_argument("--data", type=Path, default=Path(__file__).resolve().parents[2] / "shared" / "data")
     ap.add_argument("--align-views", choices=("on", "off"), default=None,
-                    help="epipolar alignment of view B (default: ReconstructConfig's default, off for dynamic runs)")
+                    help="one epipolar warp of view B per sequence (default: off for dynamic runs)")
     args = ap.parse_args()
+    variants = [v.strip() for v in args.variants.split(",") if v.strip()]
+    unknown = set(variants) - set(VARIANTS)
+    if unknown:
+        ap.error(f"unknown variants {sorted(unknown)}; choose from {sorted(VARIANTS)}")
     config = ReconstructConfig(threads=args.threads)
     if args.align_views is not None:
         config = ReconstructConfig(threads=args.threads, align_views=args.align_views == "on")
     torch.set_num_threads(args.threads)
     model = default_model()
     track = TrackConfig()
-    rows = []
-    for i in range(args.cases):
-        seed = args.seed0 + i
-        side = "left" if i % 2 == 0 else "right"
-        synth = synthesize_case(SynthCaseConfig(side=side, frames=args.frames), rng=seed)
-        t0 = time.perf_counter()
-        res = reconstruct_dynamic(synth.case, model, config, track, progress=False)
-        total = time.perf_counter() - t0
-        rec = res.reconstruction
-        truths = [synth.truth[int(k)] for k in res.pairing.index_a]
-        static = [_scores(r.graph, t) for r, t in zip(res.static, truths)]
-        dynamic = [_scores(g, t) for g, t in zip(rec.frames, truths)]
-        ref_only = [_scores(_first_nodes(g, getattr(res, "reference_nodes", None)), t) for g, t in zip(rec.frames, truths)]
-        n = rec.num_frames
-        track_s = [f.seconds for k, f in enumerate(res.track.frames) if k != res.track.reference]
-        row = {
-            "seed": seed, "side": side, "frames": n, "reference": res.track.reference,
-            "same_topology": bool(rec.is_dynamic),
-            "static": {k: float(np.mean([s[k] for s in static])) for k in static[0]},
-            "dynamic": {k: float(np.mean([s[k] for s in dynamic])) for k in dynamic[0]},
-            "ref_only": {k: float(np.mean([s[k] for s in ref_only])) for k in ref_only[0]},
-            "added": rec.extra.get("branches_added_from_frames", 0),
-            "track_s_per_frame": float(np.mean(track_s)) if track_s else 0.0,
-            "total_s_per_frame": total / n,
-            "error_std_mm": error_std_mm(list(rec.frames), truths, res.track.reference),
-            "motion_mean_mm": rec.extra["motion"]["mean_mm"],
-        }
-        rows.append(row)
-        print(f"seed {seed} {side:5s}: topology same {row['same_topology']}, F1@1 static {row['static']['f1_1mm']:.3f}"
-              f" dynamic {row['dynamic']['f1_1mm']:.3f} (ref-only {row['ref_only']['f1_1mm']:.3f}, {row['added']} added), mean dist {row['static']['mean_distance_mm']:.2f} ->"
-              f" {row['dynamic']['mean_distance_mm']:.2f} mm, track {row['track_s_per_frame']:.2f} s/frame,"
-              f" error std {row['error_std_mm']:.2f} mm, motion {row['motion_mean_mm']:.1f} mm", flush=True)
-    still = [still_jitter_mm(args.seed0 + 500 + i, args.frames, model, track) for i in range(args.still)]
+    lo, hi = (float(x) for x in args.lag_range.split(","))
+    lags = [float(x) for x in args.lags.split(",")] if args.lags else None
+    reals = real_trees(args.data) if args.real_cases > 0 else []
+    if args.real_cases > 0 and not reals:
+        print(f"(no real trees: {args.data / 'asoca-centerlines'} is absent; real class skipped)")
 
-    def mean(path: tuple[str, str]) -> float:
-        return float(np.mean([r[path[0]][path[1]] for r in rows]))
+    def cases(lag_range):
+        for i in range(args.cases):
+            side = "left" if i % 2 == 0 else "right"
+            seed = args.seed0 + i
+            yield "synthetic", f"seed {seed} {side}", seed, synthesize_case(
+                SynthCaseConfig(side=side, frames=args.frames, lag_range=lag_range), rng=seed)
+        for i in range(min(args.real_cases, len(reals))):
+            seed = REAL_SEED0 + i
+            name, tree = reals[i]
+            yield "real", f"{name} (seed {seed})", seed, synthesize_case(
+                SynthCaseConfig(side=tree.side, frames=args.frames, lag_range=lag_range), rng=seed, tree=tree)
 
-    print()
-    print(f"{args.cases} cases x {args.frames} frames, weakly synchronised, seeds {args.seed0}+")
-    print(f"{'':24s} {'static':>8s} {'ref-only':>8s} {'dynamic':>8s} {'ratio':>7s}")
-    for key in ("precision_1mm", "recall_1mm", "f1_1mm", "mean_distance_mm"):
-        s, r, d = mean(("static", key)), mean(("ref_only", key)), mean(("dynamic", key))
-        print(f"{key:24s} {s:8.3f} {r:8.3f} {d:8.3f} {d / s if s else float('nan'):7.3f}")
-    print(f"same topology in every frame: {sum(r['same_topology'] for r in rows)}/{len(rows)} cases")
-    print(f"tracking cost per additional frame: {np.mean([r['track_s_per_frame'] for r in rows]):.2f} s "
-          f"(whole dynamic run incl. static step: {np.mean([r['total_s_per_frame'] for r in rows]):.2f} s/frame)")
-    print(f"error std over frames (moving heart): {np.nanmean([r['error_std_mm'] for r in rows]):.3f} mm")
-    if still:
+    report: dict = {}
+    if lags:
+        table = {}
+        for lag in lags:
+            rows: dict[str, list] = {"synthetic": [], "real": []}
+            for cls, label, seed, synth in cases((lag, lag)):
+                r = run_variant(synth, model, config, track, variants[0])
+                rows[cls].append(r)
+                print(f"lag {lag:.3f} {cls:9s} {label}: static best {r['static_f1_best']:.3f}"
+                      f" mean {r['static']['f1_1mm']:.3f}, dynamic {r['dynamic']['f1_1mm']:.3f}", flush=True)
+            table[lag] = {c: (float(np.mean([r["dynamic"]["f1_1mm"] for r in v])),
+                              float(np.mean([r["static_f1_best"] for r in v])),
+                              float(np.mean([r["static"]["f1_1mm"] for r in v]))) for c, v in rows.items() if v}
+        print(f"\nF1 @1 mm against view B's lag ({variants[0]}; dynamic / best static frame / mean static frame):")
+        for lag, per in table.items():
+            print(f"  lag {lag:.3f}: " + "; ".join(f"{c} {d:.3f} / {b:.3f} / {m:.3f}" for c, (d, b, m) in per.items()))
+        report["lags"] = {str(k): v for k, v in table.items()}
+    else:
+        rows = {"synthetic": [], "real": []}
+        for cls, label, seed, synth in cases((lo, hi)):
+            row = {"class": cls, "case": label, "seed": seed, "lag": synth.lag}
+            for v in variants:
+                row[v] = run_variant(synth, model, config, track, v)
+            rows[cls].append(row)
+            r0 = row[variants[0]]
+            print(f"{cls:9s} {label} lag {synth.lag:.3f}: static F1 best {r0['static_f1_best']:.3f} median"
+                  f" {r0['static_f1_median']:.3f} mean {r0['static']['f1_1mm']:.3f} | "
+                  + ", ".join(f"{v} {row[v]['dynamic']['f1_1mm']:.3f}" for v in variants)
+                  + f" | mean dist {r0['static']['mean_distance_mm']:.2f} -> {r0['dynamic']['mean_distance_mm']:.2f} mm,"
+                  f" ref {r0['reference']}, motion {r0['motion_mean_mm']:.1f} mm", flush=True)
+        for cls, rs in rows.items():
+            report[cls] = {"summary": summarise(cls, rs, variants), "cases": rs}
+    if args.still and not lags:
+        still = [still_jitter_mm(args.seed0 + 500 + i, args.frames, model, track) for i in range(args.still)]
         print(f"still-heart jitter: {np.mean([s[0] for s in still]):.3f} mm (max {max(s[0] for s in still):.3f}),"
               f" F1@1 {np.mean([s[1] for s in still]):.3f}")
+        report["still"] = still
     if args.json:
-        args.json.write_text(json.dumps({"cases": rows, "still": still}, indent=2))
+        args.json.write_text(json.dumps(report, indent=2, default=float))
 
 
 if __name__ == "__main__":

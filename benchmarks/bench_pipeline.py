@@ -10,7 +10,9 @@ measurements, report, snapshot; the default options, tree side given):
 - ``unet``: the two multi-frame XA DICOM files (RLE), segmented by the shipped U-Net;
 - ``frangi``: the same DICOM files, segmented by the classical Frangi baseline;
 - ``masks``: the true vessel masks of the same frames (a mask case folder): the
-  baseline that shows what segmentation costs.
+  baseline that shows what segmentation costs;
+- any of them with ``-previous`` (e.g. ``unet-previous``): the same run without
+  lag compensation and multi-frame fusion (``--no-lag-compensation --no-fusion``).
 
 Printed per input, means over cases: segmentation Dice of views A / B against
 the true masks, centre-line F1 within 1 and 2 mm, mean distance and HD95 (mm)
@@ -66,16 +68,19 @@ def one_case(i: int, frames: int, work: Path, model, inputs: tuple[str, ...] = I
     mask_dir = write_case(masks.case, work / f"masks_{i}")
     true_masks = [np.asarray(cv.frames, bool) for cv in masks.case.views]
     out: dict[str, dict] = {}
-    for name in inputs:
+    for label in inputs:
         scores: dict = {}
+        name, _, variant = label.partition("-")  # "unet-previous": the dynamic run without lag compensation / fusion
+        previous = variant == "previous"
         if name != "masks":
             with torch.no_grad():
                 segmented, _ = segment_case(image.case, name, progress=False)
             scores["dice_a"], scores["dice_b"] = (mask_scores(cv.frames, t)["dice"]
                                                   for cv, t in zip(segmented.views, true_masks))
         t0 = time.perf_counter()
-        summary = run(mask_dir if name == "masks" else dicom_dir, work / f"out_{name}_{i}",
-                      RunOptions(segmenter="unet" if name == "masks" else name, tree=side),
+        summary = run(mask_dir if name == "masks" else dicom_dir, work / f"out_{label}_{i}",
+                      RunOptions(segmenter="unet" if name == "masks" else name, tree=side,
+                                 lag_compensation=not previous, fuse=not previous),
                       model=model, progress=False)
         scores["seconds"] = time.perf_counter() - t0
         rec = read_reconstruction(summary.out)
@@ -94,7 +99,7 @@ def one_case(i: int, frames: int, work: Path, model, inputs: tuple[str, ...] = I
         percent = np.array([s["diameter_stenosis_percent"] for s in summary.stenoses], float)
         places = ref_truth.nodes[[st.node for st in image.stenoses]].reshape(-1, 3)
         scores.update(match_findings(where, percent, places, [st.severity for st in image.stenoses]))
-        out[name] = scores
+        out[label] = scores
     return out
 
 
@@ -104,13 +109,16 @@ def main() -> None:
     ap.add_argument("--frames", type=int, default=6)
     ap.add_argument("--threads", type=int, default=2)
     ap.add_argument("--inputs", default=",".join(INPUTS),
-                    help="comma-separated inputs to run, of unet, frangi, masks (ratios are to masks when run, else to the first named)")
+                    help="comma-separated inputs to run, of unet, frangi, masks (ratios are to masks when run, else to the "
+                         "first named); NAME-previous runs it without lag compensation and fusion (the dynamic run "
+                         "before them)")
     args = ap.parse_args()
     if args.cases < 1 or args.frames < 2:
         ap.error("--cases must be >= 1 and --frames >= 2")
     inputs = tuple(n.strip() for n in args.inputs.split(",") if n.strip())
-    if not inputs or any(n not in INPUTS for n in inputs):
-        ap.error(f"--inputs must name some of {', '.join(INPUTS)}, got {args.inputs!r}")
+    if not inputs or any(n.partition("-")[0] not in INPUTS or n.partition("-")[2] not in ("", "previous")
+                         for n in inputs):
+        ap.error(f"--inputs must name some of {', '.join(INPUTS)} (each optionally with -previous), got {args.inputs!r}")
     import torch
 
     from autocar.reconstruct import default_model
