@@ -12,7 +12,9 @@ measurements, report, snapshot; the default options, tree side given):
 - ``masks``: the true vessel masks of the same frames (a mask case folder): the
   baseline that shows what segmentation costs;
 - any of them with ``-previous`` (e.g. ``unet-previous``): the same run without
-  lag compensation and multi-frame fusion (``--no-lag-compensation --no-fusion``).
+  lag compensation and multi-frame fusion (``--no-lag-compensation --no-fusion``);
+  with ``-aligned``: each frame pair's B mask warped across its epipolar lines
+  (``RunOptions(frame_alignment=True)``, not the default).
 
 Printed per input, means over cases: segmentation Dice of views A / B against
 the true masks, centre-line F1 within 1 and 2 mm, mean distance and HD95 (mm)
@@ -72,6 +74,7 @@ def one_case(i: int, frames: int, work: Path, model, inputs: tuple[str, ...] = I
         scores: dict = {}
         name, _, variant = label.partition("-")  # "unet-previous": the dynamic run without lag compensation / fusion
         previous = variant == "previous"
+        aligned = variant == "aligned"
         if name != "masks":
             with torch.no_grad():
                 segmented, _ = segment_case(image.case, name, progress=False)
@@ -80,7 +83,7 @@ def one_case(i: int, frames: int, work: Path, model, inputs: tuple[str, ...] = I
         t0 = time.perf_counter()
         summary = run(mask_dir if name == "masks" else dicom_dir, work / f"out_{label}_{i}",
                       RunOptions(segmenter="unet" if name == "masks" else name, tree=side,
-                                 lag_compensation=not previous, fuse=not previous),
+                                 lag_compensation=not previous, fuse=not previous, frame_alignment=aligned),
                       model=model, progress=False)
         scores["seconds"] = time.perf_counter() - t0
         rec = read_reconstruction(summary.out)
@@ -111,14 +114,14 @@ def main() -> None:
     ap.add_argument("--inputs", default=",".join(INPUTS),
                     help="comma-separated inputs to run, of unet, frangi, masks (ratios are to masks when run, else to the "
                          "first named); NAME-previous runs it without lag compensation and fusion (the dynamic run "
-                         "before them)")
+                         "before them), NAME-aligned with each frame pair's B mask warped across its epipolar lines")
     args = ap.parse_args()
     if args.cases < 1 or args.frames < 2:
         ap.error("--cases must be >= 1 and --frames >= 2")
     inputs = tuple(n.strip() for n in args.inputs.split(",") if n.strip())
-    if not inputs or any(n.partition("-")[0] not in INPUTS or n.partition("-")[2] not in ("", "previous")
+    if not inputs or any(n.partition("-")[0] not in INPUTS or n.partition("-")[2] not in ("", "previous", "aligned")
                          for n in inputs):
-        ap.error(f"--inputs must name some of {', '.join(INPUTS)} (each optionally with -previous), got {args.inputs!r}")
+        ap.error(f"--inputs must name some of {', '.join(INPUTS)} (each optionally with -previous or -aligned), got {args.inputs!r}")
     import torch
 
     from autocar.reconstruct import default_model

@@ -207,3 +207,14 @@ def test_a_wash_in_frame_is_left_out_and_said_so(synth):
     assert used["A"]["used"] == [1, 2, 3] and list(used["A"]["left_out"]) == ["0"]
     assert "wash-in" in used["A"]["left_out"]["0"] and used["B"]["used"] == [0, 1, 2, 3]
     assert [p[0] for p in rec.extra["frame_pairs"]] == [1, 2, 3] and rec.num_frames == 3
+
+
+def test_frame_alignment_records_each_frame_warp(synth):
+    res = reconstruct_dynamic(synth.case, track=TrackConfig(iterations=5), progress=False, use_network=False,
+                              frame_alignment=True, fuse=None)
+    warped = [r.view_warp is not None for r in res.static]
+    assert any(warped)  # (this case's B drifts enough to be warped)
+    assert [("view_warp_px" in fe) for fe in res.reconstruction.frame_extra] == warped
+    for fe, r in zip(res.reconstruction.frame_extra, res.static):
+        if r.view_warp is not None:
+            assert np.allclose(fe["view_warp_px"]["B"], r.view_warp, atol=1e-6)

@@ -106,6 +106,11 @@ def sequence_alignment(masks: list[np.ndarray], views: list[Any]) -> EpipolarAli
                       scale=float(np.median([f.scale for f in taken])))
 
 
+def _frame_warp(view_name: str, frame: FrameResult) -> dict[str, Any]:
+    """The ``view_warp_px`` record of a frame whose B mask its own epipolar alignment warped, else {}."""
+    return warp_record(view_name, frame.view_warp) if frame.view_warp is not None else {}
+
+
 def _check_mask_views(case: Case) -> None:
     if len(case.views) < 2:
         raise CaseFormatError(f"{case.path}: a reconstruction needs two views, got {len(case.views)}")
@@ -268,7 +273,8 @@ def reconstruct_dynamic(
     if static[ref].graph.num_nodes == 0:
         extra["method"] = "nothing reconstructed in any frame"
         rec = Reconstruction(frames=tuple(r.graph for r in static), extra=extra,
-                             frame_extra=tuple({"empty_reason": r.reason, **warp_extra} for r in static))
+                             frame_extra=tuple({"empty_reason": r.reason, **warp_extra, **_frame_warp(b.name, r)}
+                                               for r in static))
         return DynamicResult(rec, None, static, pairing, seconds)
     t0 = time.perf_counter()
     result = track_tree(static[ref].graph, ref, views, masks, static_graphs=[r.graph for r in static],
@@ -309,7 +315,7 @@ def reconstruct_dynamic(
          "matched_3d": round(result.frames[k].matched_3d, 3),
          "seconds": {**{key: round(v, 4) for key, v in static[k].seconds.items()},
                      "track": round(result.frames[k].seconds, 4)},
-         **warp_extra}
+         **warp_extra, **_frame_warp(b.name, static[k])}
         for k in range(n)
     )
     rec = Reconstruction(frames=tuple(result.graphs), extra=extra, frame_extra=frame_extra)
