@@ -153,6 +153,7 @@ VARIANTS = {
     "align+fuse": {"lag_compensation": False, "frame_alignment": True},
     "all": {"frame_alignment": True},
     "seq-align": {"align_views": True},
+    "nearest": {"lag_interpolation": "nearest"},
 }
 
 

@@ -87,3 +87,13 @@ def test_the_closest_bracket_over_several_beats_wins_and_gaps_are_not_bridged():
 def test_bad_input_is_refused(frames_b, phase_b, phase_a, error):
     with pytest.raises(error):
         compensate_lag(frames_b, phase_b, phase_a)
+
+
+def test_nearest_mode_warps_only_the_closer_frame():
+    a, b = _disk(60.0), _disk(72.0)
+    near_a = interpolate_frame(a, b, 0.25, mode="nearest")
+    near_b = interpolate_frame(a, b, 0.75, mode="nearest")
+    assert _centroid(near_a)[1] == pytest.approx(63.0, abs=0.8)
+    assert _centroid(near_b)[1] == pytest.approx(69.0, abs=0.8)
+    with pytest.raises(ValueError, match="mode"):
+        interpolate_frame(a, b, 0.5, mode="cubic")

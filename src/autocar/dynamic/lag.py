@@ -16,7 +16,10 @@ at ``p - f F(p)`` and from frame j+1 at ``p - (1 - f) G(p)``, and the two are
 blended with weights ``1 - f`` and ``f``. This assumes linear motion between
 the two frames and lets the flow at p stand in for the flow at the source
 pixel, which holds where the motion is smooth over the displacement. Masks
-are blended as 0/1 and cut at 0.5; grey images keep their values.
+are blended as 0/1 and cut at 0.5; grey images keep their values. Mode
+"nearest" warps only the closer of the two frames (frame j by ``-f F`` when
+f <= 0.5, else frame j+1 by ``-(1 - f) G``): no blend, so a thin vessel that
+the flow misplaces in one of the frames is not cut at the threshold.
 
 :func:`compensate_lag` does it for every frame of A: it finds the two
 consecutive frames of B whose phases bracket A's phase (on the unwrapped
@@ -54,10 +57,12 @@ def _remap(image: np.ndarray, flow_rc: np.ndarray, scale: float) -> np.ndarray:
                      borderMode=cv2.BORDER_REPLICATE)
 
 
-def interpolate_frame(first: Any, second: Any, fraction: float, *, is_mask: bool | None = None) -> np.ndarray:
+def interpolate_frame(first: Any, second: Any, fraction: float, *, is_mask: bool | None = None,
+                      mode: str = "blend") -> np.ndarray:
     """The (H, W) frame at ``fraction`` of the way from ``first`` to ``second`` (module doc).
 
     ``fraction`` 0 returns ``first``, 1 ``second`` (as given: bool for masks).
+    ``mode``: "blend" (both frames, weighted) or "nearest" (the closer frame only).
     Masks (bool, or two values; ``is_mask`` forces it) come back as bool,
     grey images as float32.
     """
@@ -77,6 +82,14 @@ def interpolate_frame(first: Any, second: Any, fraction: float, *, is_mask: bool
         return a.copy() if is_mask else a.astype(np.float32)
     if f == 1.0:
         return b.copy() if is_mask else b.astype(np.float32)
+    if mode not in ("blend", "nearest"):
+        raise ValueError(f"mode must be 'blend' or 'nearest', got {mode!r}")
+    if mode == "nearest":
+        if f <= 0.5:
+            out = _remap(a.astype(np.float32), dense_flow(a, b, is_mask=is_mask), -f)
+        else:
+            out = _remap(b.astype(np.float32), dense_flow(b, a, is_mask=is_mask), -(1.0 - f))
+        return out >= 0.5 if is_mask else out
     forward = dense_flow(a, b, is_mask=is_mask)
     backward = dense_flow(b, a, is_mask=is_mask)
     from_a = _remap(a.astype(np.float32), forward, -f)
@@ -108,7 +121,7 @@ class LagCompensation:
 
 
 def compensate_lag(frames_b: Any, phase_b: Any, phase_a: Any, *, max_span: float = 0.2,
-                   is_mask: bool | None = None) -> LagCompensation:
+                   is_mask: bool | None = None, mode: str = "blend") -> LagCompensation:
     """Synthesise view B at each of view A's phases from B's neighbouring frames (module doc).
 
     Parameters
@@ -147,7 +160,7 @@ def compensate_lag(frames_b: Any, phase_b: Any, phase_a: Any, *, max_span: float
             residual.append(float(lags[j]))
             continue
         j, f, _ = best
-        out.append(interpolate_frame(fb[j], fb[j + 1], min(max(f, 0.0), 1.0), is_mask=is_mask))
+        out.append(interpolate_frame(fb[j], fb[j + 1], min(max(f, 0.0), 1.0), is_mask=is_mask, mode=mode))
         source.append((j, j + 1))
         frac.append(f)
         residual.append(0.0)

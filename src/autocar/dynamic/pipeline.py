@@ -183,6 +183,7 @@ def reconstruct_dynamic(
     frame_alignment: bool = False,
     fuse: FuseConfig | None = FuseConfig(),
     lag_compensation: bool = True,
+    lag_interpolation: str = "blend",
     min_contrast: float | None = 0.5,
 ) -> DynamicResult:
     """Reconstruct a mask case over the heartbeat with one topology (see the module doc).
@@ -190,7 +191,9 @@ def reconstruct_dynamic(
     ``frames`` limits the number of frame pairs; ``use_network=False`` uses
     the no-network hull for the static frames; ``complete_frames=False`` skips
     step 5 (the reference's topology only); ``lag_compensation=False`` skips
-    the interpolation of step 1 and ``fuse=None`` step 6 (the dynamic run as
+    the interpolation of step 1 (``lag_interpolation``: "blend" both
+    bracketing frames or warp only the "nearest",
+    :func:`autocar.dynamic.lag.interpolate_frame`) and ``fuse=None`` step 6 (the dynamic run as
     it was before them); ``min_contrast`` leaves out the frames of either run
     whose vessel area is below that share of the run's peak (contrast wash-in
     and wash-out, :func:`autocar.dynamic.contrast.contrast_frames`; None: every
@@ -229,7 +232,7 @@ def reconstruct_dynamic(
         t0 = time.perf_counter()
         keep_b = np.arange(b.num_frames) if usable[1] is None else np.flatnonzero(usable[1])
         comp = compensate_lag(np.asarray(b.frames)[keep_b] > 0, pairing.phase_b[keep_b],
-                              pairing.phase_a[pairing.index_a], is_mask=True)
+                              pairing.phase_a[pairing.index_a], is_mask=True, mode=lag_interpolation)
         comp = dc_replace(comp, source=keep_b[comp.source])  # frame numbers of B's whole run
         made = comp.frames.reshape(len(comp.frames), -1).any(axis=1)
         masks[1] = np.where(made[:, None, None], comp.frames, masks[1])  # an empty result keeps the paired frame
