@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import time
 
 import numpy as np
 import pytest
@@ -87,15 +86,12 @@ def test_bad_arguments_raise(kw):
         tube_mesh(_edge(), **kw)
 
 
-def test_tree_of_2000_nodes_is_fast_and_watertight():
+def test_tree_of_2000_nodes_is_watertight():
     g = _random_tree(20, 100)
     assert g.num_nodes == 2001
-    t0 = time.perf_counter()
     mesh = tube_mesh(g)
-    elapsed = time.perf_counter() - t0
     assert mesh.is_watertight
     assert mesh.contains(g.nodes[::50]).all()
-    assert elapsed < 15.0  # about 2 s on 2 shared CPU cores
 
 
 def test_write_ply_round_trip_and_atomic(tmp_path):

@@ -1,6 +1,5 @@
 from __future__ import annotations
 
-import time
 
 import numpy as np
 import pytest
@@ -282,17 +281,15 @@ def test_match_graph_bad_input():
     assert t.shape == (0, 3) and v.shape == (0,)
 
 
-def test_speed_200_points_against_2000_candidates():
+def test_200_points_against_2000_candidates_match_their_shifted_copies():
     path = planar_curve(200)
     cand = planar_curve(2000) + SHIFT
     rng = np.random.default_rng(0)
-    cloud = cand[rng.permutation(2000)]
-    match_points(path, cloud, max_distance_mm=3.0)  # warm-up
-    best = np.inf
-    for _ in range(3):
-        t0 = time.perf_counter()
-        match_path(path, cand, max_distance_mm=3.0)
-        match_points(path, cloud, max_distance_mm=3.0)
-        best = min(best, time.perf_counter() - t0)
-    # Target is < 50 ms each on an idle core; the bound is generous for loaded CI.
-    assert best < 1.0
+    order = rng.permutation(2000)
+    cloud = cand[order]
+    idx = match_path(path, cand, max_distance_mm=3.0)
+    assert np.all(idx >= 0) and monotone(idx)
+    assert np.abs(np.linalg.norm(cand[idx] - path, axis=1) - 1.5).max() < 0.1  # nearest copy, 1.5 mm away
+    free = match_points(path, cloud, max_distance_mm=3.0)
+    assert np.all(free >= 0)
+    assert np.linalg.norm(cloud[free] - path, axis=1).max() < 1.6

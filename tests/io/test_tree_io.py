@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import base64
-import time
 import zlib
 
 import numpy as np
@@ -328,14 +327,11 @@ def test_real_vtp_lies_inside_the_stl(asoca, asoca_vtp):
 
 
 def test_real_stl_graph_matches_vtp(asoca, asoca_vtp):
-    t0 = time.perf_counter()
     tree = load_tree(asoca / "Normal_1.stl", voxel_mm=0.5)
-    elapsed = time.perf_counter() - t0
     d, i = cKDTree(asoca_vtp.nodes).query(tree.graph.nodes)
     assert d.mean() < 1.0
     assert abs(tree.graph.total_length_mm - asoca_vtp.total_length_mm) < 0.15 * asoca_vtp.total_length_mm
     assert abs(np.median(tree.graph.radii - asoca_vtp.radii[i])) < 0.3
-    assert elapsed < 20.0
 
 
 def test_real_nrrd_loads_in_lps(asoca, asoca_vtp):

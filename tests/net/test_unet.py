@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import math
-import time
 
 import pytest
 import torch
@@ -78,7 +77,6 @@ def test_tiny_overfit_sphere():
     assert 0.2 < occ.float().mean() < 0.8  # both classes present
     net = SparseUNet(4, base_channels=8, depth=2)
     opt = torch.optim.Adam(net.parameters(), lr=1e-2)
-    start = time.perf_counter()
     first = None
     for _ in range(120):
         logit, c = net(x)
@@ -93,4 +91,3 @@ def test_tiny_overfit_sphere():
         final, _ = unet_loss(logit, c, occ, ctr)
     assert final.item() < 0.2 * first
     assert ((logit > 0) == occ).float().mean() > 0.95
-    assert time.perf_counter() - start < 20
