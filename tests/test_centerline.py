@@ -91,3 +91,20 @@ def test_from_frame_rejects_bad_rows():
         CenterlineGraph.from_frame({"nodes": [[0, 0, 0]], "edges": []})
     with pytest.raises(TreeFormatError, match="nodes"):
         CenterlineGraph.from_frame({"edges": []})
+
+
+def test_forest_edges_drop_the_longest_edge_of_each_cycle():
+    from autocar.centerline import CenterlineGraph
+
+    # a 10 x 10 mm square (edges 0-1, 1-2, 2-3) closed by a 10.5 mm edge 3-0 skewed out of plane,
+    # and a separate tree 4-5-6
+    nodes = np.array([[0, 0, 0], [10, 0, 0], [10, 10, 0], [0, 10, 0], [50, 0, 0], [51, 0, 0], [52, 0, 0]], float)
+    nodes[3, 2] = 3.2  # 3-0 becomes the longest edge of the loop
+    edges = np.array([[0, 1], [1, 2], [2, 3], [3, 0], [4, 5], [5, 6]])
+    g = CenterlineGraph(nodes, np.ones(7), edges)
+    assert not g.is_forest()
+    keep = g.forest_edges()
+    assert keep.tolist() == [True, True, True, False, True, True]
+    assert CenterlineGraph(nodes, np.ones(7), edges[keep]).is_forest()
+    tree = CenterlineGraph(nodes, np.ones(7), edges[keep])
+    assert tree.forest_edges().all()

@@ -181,6 +181,21 @@ class CenterlineGraph:
         return paths
 
     # ------------------------------------------------------------ transforms
+    def forest_edges(self) -> np.ndarray:
+        """(E,) bool: the edges of a shortest spanning forest (Kruskal on edge length, ties by index).
+
+        All True when the graph is a forest already; where there is a cycle its longest edge is False.
+        """
+        from scipy.cluster.hierarchy import DisjointSet
+
+        keep = np.zeros(self.num_edges, bool)
+        sets = DisjointSet(range(self.num_nodes))
+        for e in np.argsort(self.edge_lengths(), kind="stable"):
+            a, b = (int(x) for x in self.edges[e])
+            if sets.merge(a, b):
+                keep[e] = True
+        return keep
+
     def with_nodes(self, nodes: np.ndarray, radii: np.ndarray | None = None) -> "CenterlineGraph":
         """Same topology and labels, new positions (and optionally radii)."""
         return CenterlineGraph(

@@ -218,3 +218,39 @@ def test_frame_alignment_records_each_frame_warp(synth):
     for fe, r in zip(res.reconstruction.frame_extra, res.static):
         if r.view_warp is not None:
             assert np.allclose(fe["view_warp_px"]["B"], r.view_warp, atol=1e-6)
+
+
+def test_a_join_that_closes_a_loop_is_cut_and_the_result_stays_a_forest(synth, monkeypatch, tmp_path):
+    """A completion step that joins two far parts of the tree (a crossing read as a junction) would close
+    a loop: the loop's longest edge goes, in every frame, and the result is written."""
+    import autocar.dynamic.pipeline as pipeline
+    from autocar.centerline import CenterlineGraph
+    from autocar.io.results import write_reconstruction
+
+    real = pipeline.complete_from_frames
+    planted = {}
+
+    def closing_a_loop(track, rest, *args, **kwargs):
+        track, rest, added = real(track, rest, *args, **kwargs)
+        g = track.graphs[track.reference]
+        depth = np.full(g.num_nodes, -1)
+        depth[0] = 0
+        order, nbrs = [0], g.neighbours()
+        for i in order:  # breadth-first from node 0: join it to a node 12 edges away on its own component
+            for j in nbrs[i]:
+                if depth[j] < 0:
+                    depth[j] = depth[i] + 1
+                    order.append(j)
+        far = int(np.flatnonzero(depth == 12)[0])
+        planted["edge"] = (0, far)
+        extra_edge = np.array([[0, far]])
+        track.graphs = [CenterlineGraph(h.nodes, h.radii, np.vstack([h.edges, extra_edge])) for h in track.graphs]
+        return track, rest, added
+
+    monkeypatch.setattr(pipeline, "complete_from_frames", closing_a_loop)
+    res = reconstruct_dynamic(synth.case, track=TrackConfig(iterations=5), progress=False, use_network=False)
+    rec = res.reconstruction
+    assert planted and rec.extra["cycle_edges_removed"] == 1
+    assert all(g.is_forest() for g in rec.frames)
+    assert all(np.array_equal(g.edges, rec.frames[0].edges) for g in rec.frames)
+    assert write_reconstruction(rec, tmp_path / "out").is_file()

@@ -174,3 +174,18 @@ def test_bad_json_and_top_level(tmp_path):
         read_reconstruction(p)
     with pytest.raises(CaseFormatError, match=r"reconstruction\.json: file not found"):
         read_reconstruction(tmp_path)
+
+
+def test_a_result_with_a_cycle_is_refused_and_nothing_is_written(tmp_path):
+    from autocar.centerline import CenterlineGraph
+    from autocar.errors import ShapeError
+    from autocar.io.results import Reconstruction, write_reconstruction
+
+    nodes = np.array([[0, 0, 0], [10, 0, 0], [10, 10, 0], [0, 10, 0]], float)
+    loop = CenterlineGraph(nodes, np.ones(4), np.array([[0, 1], [1, 2], [2, 3], [3, 0]]))
+    tree = CenterlineGraph(nodes, np.ones(4), np.array([[0, 1], [1, 2], [2, 3]]))
+    out = tmp_path / "res"
+    with pytest.raises(ShapeError, match="frame 1's centre-line graph has a cycle"):
+        write_reconstruction(Reconstruction(frames=(tree, loop)), out)
+    assert not out.exists()
+    assert write_reconstruction(Reconstruction(frames=(tree, tree)), out).is_file()

@@ -60,6 +60,7 @@ from autocar.reconstruct import (
     reconstruct_pair,
 )
 from autocar.sbp.epipolar import EpipolarAlignment, estimate_alignment, warp_mask, warp_record
+from autocar.centerline import CenterlineGraph
 from autocar.dynamic.contrast import contrast_frames
 from autocar.dynamic.fuse import FuseConfig, fuse_positions
 from autocar.dynamic.lag import compensate_lag
@@ -295,6 +296,14 @@ def reconstruct_dynamic(
         extra["branches_dropped_unseen_in_other_frames"] = dropped
         extra["branches_added_from_frames"] = added
         seconds["complete"] = time.perf_counter() - t0
+    # One tree: a join or bridge that closes a loop (two pieces each attached to the tree at both ends,
+    # or a crossing read as a junction) would make a cycle, which no vessel tree has and no writer takes:
+    # the longest edge of each cycle goes (shortest spanning forest, the same edges in every frame).
+    keep = result.graphs[result.reference].forest_edges()
+    if not keep.all():
+        result.graphs = [CenterlineGraph(g.nodes, g.radii, g.edges[keep], g.labels, g.label_names)
+                         for g in result.graphs]
+        extra["cycle_edges_removed"] = int(np.sum(~keep))
     if fuse is not None and n > 1:
         fused = fuse_positions(result.graphs, [r.graph for r in static], fuse)
         result.graphs = fused.graphs

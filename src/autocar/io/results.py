@@ -31,7 +31,7 @@ from typing import Any
 import numpy as np
 
 from autocar.centerline import CenterlineGraph
-from autocar.errors import CaseFormatError, TreeFormatError
+from autocar.errors import CaseFormatError, ShapeError, TreeFormatError
 from autocar.io.atomic import atomic_write_text, to_json_text
 from autocar.io.case import read_json_file
 
@@ -183,8 +183,18 @@ def write_reconstruction(rec: Reconstruction, path: str | Path) -> Path:
     -------
     Path
         The JSON file written.
+
+    Raises
+    ------
+    ShapeError : a frame's centre-line graph has a cycle (a vessel tree is a
+        forest; a cycle is a reconstruction error, never written as a result).
     """
     path = Path(path)
+    for k, g in enumerate(rec.frames):
+        if not g.is_forest():
+            comps = int(g.components().max() + 1) if g.num_nodes else 0
+            raise ShapeError(f"{path}: frame {k}'s centre-line graph has a cycle ({g.num_edges} edges on "
+                             f"{g.num_nodes} nodes in {comps} components); not written")
     if path.is_dir() or path.suffix.lower() != ".json":
         path.mkdir(parents=True, exist_ok=True)
         path = path / RECONSTRUCTION_FILE
