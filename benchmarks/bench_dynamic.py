@@ -14,10 +14,13 @@ draws them:
   the lag). Skipped when the folder is absent.
 
 Each case is run with every ``--variants`` entry: ``default`` (the shipped
-options: multi-frame position fusion, :mod:`autocar.dynamic.fuse`) and
-``previous`` (no fusion: the reference tree as tracked and completed),
-``align`` / ``align+fuse`` (each frame pair's B mask warped across its
-epipolar lines before the static step and the tracking). Per case it prints
+options for mask input: lag compensation :mod:`autocar.dynamic.lag`, each
+frame pair's B mask warped across its epipolar lines, multi-frame position
+fusion :mod:`autocar.dynamic.fuse`), ``previous`` (none of the three: the
+release before them), ``no-align`` (what ``autocar reconstruct`` does on
+masks it segmented from angiograms), ``lag-only``, ``fuse-only``,
+``align-only``, ``seq-align`` (one warp for the sequence instead of one per
+pair) and ``nearest`` (lag interpolation from the closer frame only). Per case it prints
 the static frames' F1 (best, median, mean), each variant's mean F1 over the
 frames and the default's gain over the best static frame.
 
@@ -146,12 +149,11 @@ def real_trees(data: Path) -> list[tuple[str, "SynthTree"]]:
 
 VARIANTS = {
     "default": {},
-    "previous": {"fuse": None, "lag_compensation": False},
-    "lag-only": {"fuse": None},
-    "fuse-only": {"lag_compensation": False},
-    "align": {"fuse": None, "lag_compensation": False, "frame_alignment": True},
-    "align+fuse": {"lag_compensation": False, "frame_alignment": True},
-    "all": {"frame_alignment": True},
+    "previous": {"fuse": None, "lag_compensation": False, "frame_alignment": False},
+    "no-align": {"frame_alignment": False},
+    "lag-only": {"fuse": None, "frame_alignment": False},
+    "fuse-only": {"lag_compensation": False, "frame_alignment": False},
+    "align-only": {"fuse": None, "lag_compensation": False},
     "seq-align": {"align_views": True},
     "nearest": {"lag_interpolation": "nearest"},
 }

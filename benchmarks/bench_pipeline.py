@@ -12,9 +12,11 @@ measurements, report, snapshot; the default options, tree side given):
 - ``masks``: the true vessel masks of the same frames (a mask case folder): the
   baseline that shows what segmentation costs;
 - any of them with ``-previous`` (e.g. ``unet-previous``): the same run without
-  lag compensation and multi-frame fusion (``--no-lag-compensation --no-fusion``);
-  with ``-aligned``: each frame pair's B mask warped across its epipolar lines
-  (``RunOptions(frame_alignment=True)``, not the default).
+  lag compensation, per-pair alignment and multi-frame fusion
+  (``--no-lag-compensation --no-fusion``, frame alignment off: the release before them);
+  with ``-aligned`` / ``-unaligned``: each frame pair's B mask warped / not
+  warped across its epipolar lines (``RunOptions(frame_alignment=...)``; by
+  default warped for mask input, not for segmented angiograms).
 
 Printed per input, means over cases: segmentation Dice of views A / B against
 the true masks, centre-line F1 within 1 and 2 mm, mean distance and HD95 (mm)
@@ -74,7 +76,7 @@ def one_case(i: int, frames: int, work: Path, model, inputs: tuple[str, ...] = I
         scores: dict = {}
         name, _, variant = label.partition("-")  # "unet-previous": the dynamic run without lag compensation / fusion
         previous = variant == "previous"
-        aligned = variant == "aligned"
+        aligned = {"aligned": True, "unaligned": False}.get(variant)
         if name != "masks":
             with torch.no_grad():
                 segmented, _ = segment_case(image.case, name, progress=False)
@@ -83,7 +85,8 @@ def one_case(i: int, frames: int, work: Path, model, inputs: tuple[str, ...] = I
         t0 = time.perf_counter()
         summary = run(mask_dir if name == "masks" else dicom_dir, work / f"out_{label}_{i}",
                       RunOptions(segmenter="unet" if name == "masks" else name, tree=side,
-                                 lag_compensation=not previous, fuse=not previous, frame_alignment=aligned),
+                                 lag_compensation=not previous, fuse=not previous,
+                                 frame_alignment=False if previous else aligned),
                       model=model, progress=False)
         scores["seconds"] = time.perf_counter() - t0
         rec = read_reconstruction(summary.out)
@@ -114,14 +117,15 @@ def main() -> None:
     ap.add_argument("--inputs", default=",".join(INPUTS),
                     help="comma-separated inputs to run, of unet, frangi, masks (ratios are to masks when run, else to the "
                          "first named); NAME-previous runs it without lag compensation and fusion (the dynamic run "
-                         "before them), NAME-aligned with each frame pair's B mask warped across its epipolar lines")
+                         "before them), NAME-aligned / NAME-unaligned with / without each frame pair's B mask warped "
+                         "across its epipolar lines (default: with for masks, without for segmented angiograms)")
     args = ap.parse_args()
     if args.cases < 1 or args.frames < 2:
         ap.error("--cases must be >= 1 and --frames >= 2")
     inputs = tuple(n.strip() for n in args.inputs.split(",") if n.strip())
-    if not inputs or any(n.partition("-")[0] not in INPUTS or n.partition("-")[2] not in ("", "previous", "aligned")
+    if not inputs or any(n.partition("-")[0] not in INPUTS or n.partition("-")[2] not in ("", "previous", "aligned", "unaligned")
                          for n in inputs):
-        ap.error(f"--inputs must name some of {', '.join(INPUTS)} (each optionally with -previous or -aligned), got {args.inputs!r}")
+        ap.error(f"--inputs must name some of {', '.join(INPUTS)} (each optionally with -previous, -aligned or -unaligned), got {args.inputs!r}")
     import torch
 
     from autocar.reconstruct import default_model

@@ -43,6 +43,7 @@ def test_mask_case_gives_every_output_file(mask_case_dir, tmp_path):
     assert summary.dynamic and summary.frames == 2 and summary.nodes > 20
     rec = read_reconstruction(out)
     assert rec.is_dynamic
+    assert rec.extra["view_alignment"] == "one epipolar warp of view B per frame pair"  # mask input
     meas = read_measurements(out / "measurements.json")
     assert meas["frame"] == summary.reference_frame
     assert [v["name"] for v in meas["views"]] == ["A", "B"]
@@ -62,6 +63,7 @@ def test_dicom_folder_end_to_end_with_the_frangi_baseline(dicom_dir, tmp_path, i
     assert "segment" in summary.seconds
     rec = read_reconstruction(out)
     assert rec.num_frames == 2 and rec.extra["frame_pairing"]["source"] == "cardiac_phase"
+    assert rec.extra["view_alignment"] == "none"  # masks segmented here: no per-pair warp
     assert (out / "report.html").is_file()
     # The hull of the segmented angiograms lies on the true tree: most of the truth is recovered within 2 mm.
     from autocar.metrics import centerline_scores

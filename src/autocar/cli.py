@@ -235,8 +235,10 @@ def reconstruct(
                                     "real CT trees, see README)."),
     align_views: Optional[bool] = typer.Option(None, "--align-views/--no-align-views", help="Warp view B's mask "
                                                "across its epipolar lines until both views agree before reconstructing "
-                                               "(weakly synchronised runs). Default: on with --static or one frame pair, "
-                                               "off for dynamic runs (see README)."),
+                                               "(weakly synchronised runs). Default: on for every frame pair of mask "
+                                               "input and with --static or one frame pair; off for dynamic runs on "
+                                               "angiograms segmented here. --align-views: dynamic runs use one warp "
+                                               "for the whole sequence instead (see README)."),
     refine: bool = typer.Option(True, "--refine/--no-refine", help="Last, move each node onto the vessel midline "
                                 "of both views (sub-pixel; see README)."),
     frames: Optional[int] = typer.Option(None, "--frames", min=1, help="Only the first N frame pairs."),

@@ -55,7 +55,10 @@ class RunOptions:
     fuse : dynamic runs let every frame pair vote on node positions
         (:mod:`autocar.dynamic.fuse`).
     frame_alignment : dynamic runs warp each frame pair's view B mask across
-        its epipolar lines before the static step and the tracking (not the default).
+        its epipolar lines before the static step and the tracking. None
+        (default): on for mask input, off for masks segmented here from
+        angiograms (where it lost F1 and added false stenoses, see
+        :func:`autocar.dynamic.pipeline.reconstruct_dynamic`).
     frame_rate_hz : frame rate of runs that carry neither frame times nor
         cardiac phases (frames then taken as evenly spaced at this rate, so the
         phase can be estimated); runs with frame times keep them.
@@ -73,7 +76,7 @@ class RunOptions:
     reconstruct: ReconstructConfig = ReconstructConfig()
     lag_compensation: bool = True
     fuse: bool = True
-    frame_alignment: bool = False
+    frame_alignment: bool | None = None
     frame_rate_hz: float | None = None
 
     def __post_init__(self) -> None:
@@ -287,7 +290,8 @@ def run(
 
         dyn = reconstruct_dynamic(mask_case, model, config, frames=options.frames, use_network=use_network,
                                   progress=progress, lag_compensation=options.lag_compensation,
-                                  frame_alignment=options.frame_alignment,
+                                  frame_alignment=(not images) if options.frame_alignment is None
+                                  else options.frame_alignment,
                                   fuse=FuseConfig() if options.fuse else None)
         rec = dyn.reconstruction
         reference = int(rec.extra.get("reference_frame", 0))

@@ -131,11 +131,16 @@ def test_radii_are_measured_over_all_frames_and_match_the_truth(synth, dynamic):
     assert not np.array_equal(g.radii, dynamic.static[ref].graph.radii)
 
 
-def test_completion_from_other_frames_keeps_the_reference_tree_as_prefix(synth, dynamic):
-    rec = dynamic.reconstruction
+def test_completion_from_other_frames_keeps_the_reference_tree_as_prefix(synth):
+    # Without the position fusion (which votes over the completed tree) the reference's nodes keep their
+    # tracked positions whether the tree is completed or not; without the per-pair warp nothing is
+    # dropped in this case.
+    options = dict(track=TrackConfig(iterations=20), fuse=None, frame_alignment=False, progress=False)
+    completed = reconstruct_dynamic(synth.case, **options)
+    rec = completed.reconstruction
     ref = rec.extra["reference_frame"]
-    n = dynamic.reference_nodes
-    static_ref = dynamic.static[ref].graph
+    n = completed.reference_nodes
+    static_ref = completed.static[ref].graph
     assert n <= rec.frames[0].num_nodes
     assert rec.extra["branches_added_from_frames"] >= 0
     assert rec.extra["branches_dropped_unseen_in_other_frames"] == 0  # (nothing to drop in this case)
@@ -143,14 +148,10 @@ def test_completion_from_other_frames_keeps_the_reference_tree_as_prefix(synth, 
     # The reference's own edges come first and unchanged; whatever was added hangs on new nodes or joins.
     assert np.array_equal(rec.frames[0].edges[: static_ref.num_edges], static_ref.edges)
     assert (rec.extra["branches_added_from_frames"] == 0) == (rec.frames[0].num_edges == static_ref.num_edges)
-    # Without the position fusion (which votes over the completed tree) the reference's nodes keep their
-    # tracked positions whether the tree is completed or not.
-    completed = reconstruct_dynamic(synth.case, track=TrackConfig(iterations=20), fuse=None, progress=False)
-    plain = reconstruct_dynamic(synth.case, track=TrackConfig(iterations=20), complete_frames=False, fuse=None,
-                                progress=False)
+    plain = reconstruct_dynamic(synth.case, complete_frames=False, **options)
     assert "branches_added_from_frames" not in plain.reconstruction.extra
     assert plain.reconstruction.frames[0].num_nodes == n
-    for g, h in zip(plain.reconstruction.frames, completed.reconstruction.frames):
+    for g, h in zip(plain.reconstruction.frames, rec.frames):
         assert np.allclose(g.nodes, h.nodes[:n])
 
 
