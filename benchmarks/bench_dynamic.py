@@ -53,7 +53,7 @@ Run:
     python benchmarks/bench_dynamic.py                  # 4 synthetic + 5 real cases x 6 frames
     python benchmarks/bench_dynamic.py --cases 6 --real-cases 10 --json dyn.json
     python benchmarks/bench_dynamic.py --lags 0,0.02,0.04,0.06,0.08 --still 0   # F1 against lag
-    python benchmarks/bench_dynamic.py --variants default,previous,align,align+fuse
+    python benchmarks/bench_dynamic.py --variants default,no-align,previous,lag-only,fuse-only,align-only
 """
 
 from __future__ import annotations
@@ -61,6 +61,7 @@ from __future__ import annotations
 import argparse
 import dataclasses
 import json
+import sys
 import time
 from pathlib import Path
 
@@ -76,6 +77,9 @@ from autocar.metrics import centerline_scores
 from autocar.reconstruct import ReconstructConfig, default_model
 from autocar.synth.cases import SynthCaseConfig, synthesize_case
 from autocar.synth.render import render_mask
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from bench_reconstruct import tree_component  # noqa: E402
 
 SEED0 = 2_000_000
 REAL_SEED0 = 2_100_000
@@ -124,7 +128,8 @@ def still_jitter_mm(seed: int, frames: int, model, track: TrackConfig) -> tuple[
 
 
 def real_trees(data: Path) -> list[tuple[str, "SynthTree"]]:
-    """The left then the right trees of asoca-centerlines Normal_16-20 (0.5 mm node spacing)."""
+    """The left then the right trees of asoca-centerlines Normal_16-20 (0.5 mm node spacing), each
+    component cut out, centred and resampled as bench_reconstruct does for its CT trees."""
     from autocar.io.trees import load_tree
     from autocar.synth.trees import tree_from_graph
 
@@ -138,12 +143,7 @@ def real_trees(data: Path) -> list[tuple[str, "SynthTree"]]:
         left = max(big, key=lambda c: tree.nodes[comp == c, 0].mean())  # LPS: +x is the patient's left
         for c in big:
             side = "left" if c == left else "right"
-            keep = np.flatnonzero(comp == c)
-            remap = -np.ones(tree.num_nodes, np.int64)
-            remap[keep] = np.arange(len(keep))
-            e = tree.edges[np.all(np.isin(tree.edges, keep), axis=1)]
-            g = CenterlineGraph(tree.nodes[keep], tree.radii[keep], remap[e]).resampled(0.5)
-            out[side].append((f"{f.stem} {side}", tree_from_graph(g, side)))
+            out[side].append((f"{f.stem} {side}", tree_from_graph(tree_component(tree, int(c)), side)))
     return out["left"] + out["right"]
 
 

@@ -178,7 +178,7 @@ LEFT_PAIRS = (((-30.0, -20.0), (45.0, 20.0)), ((-30.0, 25.0), (40.0, -25.0)), ((
 RIGHT_PAIRS = (((45.0, 0.0), (-30.0, 0.0)), ((30.0, 25.0), (-25.0, 0.0)), ((0.0, 30.0), (60.0, 0.0)))
 
 
-def _component(tree: CenterlineGraph, label: int) -> CenterlineGraph:
+def tree_component(tree: CenterlineGraph, label: int) -> CenterlineGraph:
     comp = tree.components()
     keep = np.flatnonzero(comp == label)
     remap = -np.ones(tree.num_nodes, np.int64)
@@ -200,7 +200,7 @@ def ct_trees(data: Path) -> list[tuple[str, CenterlineGraph, tuple]]:
     out = []
     if (data / "asoca-normal-1" / "Normal_1.vtp").is_file():
         tree = load_tree(data / "asoca-normal-1" / "Normal_1.vtp").graph
-        out.append(("ASOCA Normal_1 left", _component(tree, int(np.bincount(tree.components()).argmax())), LEFT_PAIRS))
+        out.append(("ASOCA Normal_1 left", tree_component(tree, int(np.bincount(tree.components()).argmax())), LEFT_PAIRS))
     if (data / "imagecas-label" / "example.label.nii.gz").is_file():
         tree = load_tree(data / "imagecas-label" / "example.label.nii.gz").graph
         comp = tree.components()
@@ -208,7 +208,7 @@ def ct_trees(data: Path) -> list[tuple[str, CenterlineGraph, tuple]]:
         left = max(big, key=lambda c: tree.nodes[comp == c, 0].mean())
         for c in big:
             side = "left" if c == left else "right"
-            out.append((f"ImageCAS example {side}", _component(tree, int(c)), LEFT_PAIRS if side == "left" else RIGHT_PAIRS))
+            out.append((f"ImageCAS example {side}", tree_component(tree, int(c)), LEFT_PAIRS if side == "left" else RIGHT_PAIRS))
     return out
 
 

@@ -284,9 +284,8 @@ def run(
         lengths = [r.graph.total_length_mm for r in results]
         reference = 0 if results[0].graph.num_nodes else int(np.argmax(lengths))
     else:
-        from autocar.dynamic.pipeline import deformed_meshes, reconstruct_dynamic
-
         from autocar.dynamic.fuse import FuseConfig
+        from autocar.dynamic.pipeline import deformed_meshes, reconstruct_dynamic
 
         dyn = reconstruct_dynamic(mask_case, model, config, frames=options.frames, use_network=use_network,
                                   progress=progress, lag_compensation=options.lag_compensation,

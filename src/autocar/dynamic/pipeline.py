@@ -45,7 +45,11 @@ from typing import Any
 
 import numpy as np
 
+from autocar.centerline import CenterlineGraph
 from autocar.dynamic.complete import complete_from_frames, drop_unsupported_branches
+from autocar.dynamic.contrast import contrast_frames
+from autocar.dynamic.fuse import FuseConfig, fuse_positions
+from autocar.dynamic.lag import compensate_lag
 from autocar.dynamic.phase import FramePairing
 from autocar.dynamic.track import TrackConfig, TrackResult, track_tree
 from autocar.errors import CaseFormatError
@@ -61,10 +65,6 @@ from autocar.reconstruct import (
     reconstruct_pair,
 )
 from autocar.sbp.epipolar import EpipolarAlignment, estimate_alignment, warp_mask, warp_record
-from autocar.centerline import CenterlineGraph
-from autocar.dynamic.contrast import contrast_frames
-from autocar.dynamic.fuse import FuseConfig, fuse_positions
-from autocar.dynamic.lag import compensate_lag
 
 __all__ = ["reconstruct_dynamic", "pick_reference", "deformed_meshes", "DynamicResult", "sequence_alignment"]
 
@@ -256,7 +256,6 @@ def reconstruct_dynamic(
             warp_extra = warp_record(b.name, alignment.matrix)
         seconds["align"] = time.perf_counter() - t0
     per_frame_warp = frame_alignment and config.align_views is None
-    config_align = config.align_views
     config = dc_replace(config, align_views=None if per_frame_warp else False)
     t0 = time.perf_counter()
     static = [reconstruct_pair([masks[0][k], masks[1][k]], views, model, config)
@@ -274,8 +273,7 @@ def reconstruct_dynamic(
                           "lag_fraction": [None if not np.isfinite(x) else round(float(x), 4) for x in pairing.lag]},
     }
     extra["view_alignment"] = ("one epipolar warp of view B per frame pair" if per_frame_warp else
-                               "one epipolar warp of view B for the sequence" if warp_extra or config_align is True
-                               else "none")
+                               "one epipolar warp of view B for the sequence" if warp_extra else "none")
     if selection:
         extra["frames_used"] = {
             "description": f"frames whose vessel area is at least {100 * min_contrast:.0f} % of their run's peak "
