@@ -73,8 +73,12 @@ class DynamicResult:
     """Everything the dynamic run produced (the Reconstruction plus its working parts)."""
 
     def __init__(self, reconstruction: Reconstruction, track: TrackResult | None, static: list[FrameResult],
-                 pairing: FramePairing, seconds: dict[str, float], reference_nodes: int | None = None) -> None:
+                 pairing: FramePairing, seconds: dict[str, float], reference_nodes: int | None = None,
+                 masks: list[np.ndarray] | None = None) -> None:
         self.reconstruction = reconstruction
+        # the (K, H, W) masks of views A and B the frames were reconstructed from (view B's
+        # after the lag compensation and the epipolar warp)
+        self.masks = masks
         # nodes of the reference's own tree that were kept: the first ones of every frame
         # (the rest came from other frames, step 5)
         self.reference_nodes = reference_nodes
@@ -289,7 +293,7 @@ def reconstruct_dynamic(
         rec = Reconstruction(frames=tuple(r.graph for r in static), extra=extra,
                              frame_extra=tuple({"empty_reason": r.reason, **warp_extra, **_frame_warp(b.name, r)}
                                                for r in static))
-        return DynamicResult(rec, None, static, pairing, seconds)
+        return DynamicResult(rec, None, static, pairing, seconds, masks=masks)
     t0 = time.perf_counter()
     result = track_tree(static[ref].graph, ref, views, masks, static_graphs=[r.graph for r in static],
                         config=track)
@@ -341,7 +345,7 @@ def reconstruct_dynamic(
         for k in range(n)
     )
     rec = Reconstruction(frames=tuple(result.graphs), extra=extra, frame_extra=frame_extra)
-    return DynamicResult(rec, result, static, pairing, seconds, reference_nodes)
+    return DynamicResult(rec, result, static, pairing, seconds, reference_nodes, masks=masks)
 
 
 def deformed_meshes(result: DynamicResult, *, sections: int = 12) -> list[Any]:
