@@ -331,6 +331,12 @@ def test_train_rejects_an_unknown_tree(tmp_path):
     assert not out.exists()
 
 
+def test_train_real_fraction_without_real_trees_is_refused(tmp_path):
+    out = tmp_path / "run"
+    assert_clean_error(invoke("train", out, "--real-fraction", 0.5, "--epochs", 1, "--steps", 1), "real_trees")
+    assert not out.exists()
+
+
 # ------------------------------------------------------- bad options
 def test_train_bad_device_is_a_one_line_error(tmp_path, restore_torch_threads):
     assert_clean_error(invoke("train", tmp_path / "run", "--device", "gpu", "--epochs", 1, "--steps", 1), "gpu")

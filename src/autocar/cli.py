@@ -387,8 +387,14 @@ def train(
                                      help="Rotate each sample's scene by up to this angle (random axis)."),
     size_jitter: float = typer.Option(0.0, "--size-jitter", min=0.0, max=0.5,
                                       help="Scale each sample's tree by 1 +- up to this fraction."),
+    real_tree: List[Path] = typer.Option([], "--real-tree", exists=True, dir_okay=False,
+                                         help="A real centre-line file (.vtp, label volume, ...) whose left and "
+                                              "right trees some samples are drawn from (repeatable)."),
+    real_fraction: float = typer.Option(0.0, "--real-fraction", min=0.0, max=1.0,
+                                        help="Share of the samples drawn from the --real-tree files."),
 ) -> None:
-    """Train the reconstruction network on pose-adapted synthetic samples drawn on the fly."""
+    """Train the reconstruction network on pose-adapted samples drawn on the fly (generated trees,
+    and real trees with --real-tree)."""
     from autocar.net.model import NetConfig
     from autocar.net.train import TrainConfig, load_model
     from autocar.net.train import train as run_training
@@ -399,7 +405,9 @@ def train(
             sides=tuple(tree), epochs=epochs, steps_per_epoch=steps, val_samples=val_samples, lr=lr,
             seed=seed, threads=threads, device=device, net=net,
             init_weights=None if init is None else str(init), rotate_deg=rotate_deg, size_jitter=size_jitter,
+            real_trees=tuple(str(p) for p in real_tree), real_fraction=real_fraction,
         )
+        config.sample_config()  # a real fraction without files is refused here, before any work
         for side in config.sides:
             if side not in ("left", "right"):
                 raise ValueError(f"--tree must be left or right, got {side!r}")

@@ -5,12 +5,17 @@ the clinical pose distribution, view B rendered from a slightly deformed tree
 (heartbeat at a small phase lag plus a periodic scaling of a few percent, as
 in the paper) so that the network learns to tolerate weak synchronisation,
 the sparse two-view hull carved from the two masks, and per-voxel targets
-from the tree view A saw.
+from the tree view A saw. A share of the samples can come from real CT trees
+instead of the generator (``SampleConfig.real_trees``), so that the network
+also sees anatomy the generator does not make.
 """
 
 from __future__ import annotations
 
+import functools
 from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
 
 import numpy as np
 
@@ -19,7 +24,7 @@ from autocar.geometry import CArmView
 from autocar.net.targets import tube_targets
 from autocar.sbp.carve import SBPConfig, SparseHull, carve, distance_maps
 
-__all__ = ["Sample", "SampleConfig", "make_sample", "hull_sample", "scene_transform"]
+__all__ = ["Sample", "SampleConfig", "make_sample", "hull_sample", "scene_transform", "real_tree_pool"]
 
 
 @dataclass(frozen=True)
@@ -40,6 +45,12 @@ class SampleConfig:
         are oriented differently). 0 keeps the generator's orientation.
     size_jitter : the tree's positions are scaled about the heart centre by a
         factor uniform in [1 - size_jitter, 1 + size_jitter] (radii kept).
+    real_trees : centre-line files of real coronary trees (any format
+        :func:`autocar.io.trees.load_tree` reads: .vtp, .nii.gz label volume, ...);
+        each file gives its left and right trees (:func:`autocar.synth.trees.left_and_right`).
+    real_fraction : share of the samples drawn from ``real_trees`` instead of the
+        generator (a real tree, turned and scaled as above, beaten by a random
+        heartbeat, seen from a random clinical view pair; ``sides`` is ignored for them).
 
     The rotation and scale are drawn after everything else, so a seed gives
     the same tree, heartbeat and poses whatever these two settings are.
@@ -52,6 +63,30 @@ class SampleConfig:
     sbp: SBPConfig = SBPConfig()
     rotate_deg: float = 0.0
     size_jitter: float = 0.0
+    real_trees: tuple[str, ...] = ()
+    real_fraction: float = 0.0
+
+    def __post_init__(self) -> None:
+        if not 0.0 <= float(self.real_fraction) <= 1.0:
+            raise ValueError(f"real_fraction must be in [0, 1], got {self.real_fraction!r}")
+        if self.real_fraction > 0 and not self.real_trees:
+            raise ValueError("real_fraction > 0 needs at least one file in real_trees")
+        object.__setattr__(self, "real_trees", tuple(str(p) for p in self.real_trees))
+
+
+@functools.lru_cache(maxsize=4)
+def real_tree_pool(paths: tuple[str, ...]) -> tuple[Any, ...]:
+    """The left and right trees of every file, each with a heart frame (:class:`SynthTree`), cached."""
+    from autocar.io.trees import load_tree
+    from autocar.synth.trees import left_and_right, tree_from_graph
+
+    pool = []
+    for path in paths:
+        if not Path(path).is_file():
+            raise FileNotFoundError(f"{path}: real tree file not found")
+        for side, graph in left_and_right(load_tree(path).graph):
+            pool.append(tree_from_graph(graph, side))
+    return tuple(pool)
 
 
 @dataclass(frozen=True)
@@ -100,15 +135,22 @@ def scene_transform(gen: np.random.Generator, rotate_deg: float, size_jitter: fl
 
 
 def make_sample(rng: np.random.Generator | int, config: SampleConfig = SampleConfig()) -> Sample:
-    """Draw one synthetic two-view sample with targets (deterministic for an int seed)."""
+    """Draw one two-view sample with targets (deterministic for an int seed).
+
+    With ``config.real_fraction`` 0 (default) the tree comes from the generator and the
+    random stream is the one it always was (same seed, same sample)."""
     from autocar.synth.heartbeat import HeartbeatModel, periodic_scaling
     from autocar.synth.poses import PoseDistribution
     from autocar.synth.render import render_mask
     from autocar.synth.trees import generate_tree
 
     gen = rng if isinstance(rng, np.random.Generator) else np.random.default_rng(rng)
-    side = config.sides[int(gen.integers(len(config.sides)))]
-    tree = generate_tree(side, rng=gen, n_stenoses=int(gen.integers(config.n_stenoses_max + 1)))
+    if config.real_fraction > 0 and gen.uniform() < config.real_fraction:
+        pool = real_tree_pool(config.real_trees)
+        tree = pool[int(gen.integers(len(pool)))]
+    else:
+        side = config.sides[int(gen.integers(len(config.sides)))]
+        tree = generate_tree(side, rng=gen, n_stenoses=int(gen.integers(config.n_stenoses_max + 1)))
     heart = HeartbeatModel.random(gen, tree.heart_center, tree.long_axis)
     phase = float(gen.uniform(0, 1))
     lag = float(gen.uniform(0, config.max_lag))

@@ -58,6 +58,9 @@ class TrainConfig:
     max_voxels : skip samples whose hull is larger (memory guard).
     rotate_deg, size_jitter : scene augmentation of every sample (see
         :class:`~autocar.net.samples.SampleConfig`; 0 = none).
+    real_trees, real_fraction : real centre-line files and the share of samples drawn
+        from them (:class:`~autocar.net.samples.SampleConfig`); ``real_trees_sha256``
+        is filled in by :func:`train` (the files are not shipped, their hashes are).
     init_weights : a model.pt the run starts from (fine-tuning; its network
         config must equal ``net``), or None for a random initialisation;
         ``init_sha256`` is the SHA-256 of that file, filled in by :func:`train`.
@@ -79,14 +82,20 @@ class TrainConfig:
     init_sha256: str | None = None
     rotate_deg: float = 0.0
     size_jitter: float = 0.0
+    real_trees: tuple[str, ...] = ()
+    real_fraction: float = 0.0
+    real_trees_sha256: tuple[str, ...] = ()
 
     def sample_config(self) -> SampleConfig:
         return SampleConfig(sides=tuple(self.sides), sbp=SBPConfig(margin_px=self.sbp_margin_px),
-                            rotate_deg=self.rotate_deg, size_jitter=self.size_jitter)
+                            rotate_deg=self.rotate_deg, size_jitter=self.size_jitter,
+                            real_trees=tuple(self.real_trees), real_fraction=self.real_fraction)
 
     def to_dict(self) -> dict[str, Any]:
         d = asdict(self)
         d["sides"] = list(self.sides)
+        d["real_trees"] = list(self.real_trees)
+        d["real_trees_sha256"] = list(self.real_trees_sha256)
         return d
 
     @classmethod
@@ -94,6 +103,8 @@ class TrainConfig:
         d = dict(d)
         d["net"] = NetConfig(**d.get("net", {}))
         d["sides"] = tuple(d.get("sides", ("left", "right")))
+        d["real_trees"] = tuple(d.get("real_trees", ()))
+        d["real_trees_sha256"] = tuple(d.get("real_trees_sha256", ()))
         return cls(**d)
 
 
@@ -171,6 +182,9 @@ def train(config: TrainConfig, out: str | Path, *, resume: bool = False, progres
             raise ValueError(f"{init_path}: its network {start.config} differs from the run's {config.net}")
         model.load_state_dict(start.state_dict())
         config = replace(config, init_sha256=hashlib.sha256(init_path.read_bytes()).hexdigest())
+    if config.real_trees:
+        config = replace(config, real_trees_sha256=tuple(hashlib.sha256(Path(p).read_bytes()).hexdigest()
+                                                         for p in config.real_trees))
     if rank == 0:
         out.mkdir(parents=True, exist_ok=True)
     ckpt_path = out / "checkpoint.pt"

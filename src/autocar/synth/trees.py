@@ -40,7 +40,7 @@ import numpy as np
 from autocar.centerline import CenterlineGraph
 from autocar.errors import GeometryError
 
-__all__ = ["Stenosis", "SynthTree", "generate_tree", "tree_from_graph", "LEFT_VESSELS", "RIGHT_VESSELS", "FIT_CUBE_MM"]
+__all__ = ["Stenosis", "SynthTree", "generate_tree", "tree_from_graph", "left_and_right", "LEFT_VESSELS", "RIGHT_VESSELS", "FIT_CUBE_MM"]
 
 LEFT_VESSELS = ("LM", "LAD", "LCX", "D1", "D2", "OM1", "OM2")
 RIGHT_VESSELS = ("RCA", "AM", "PDA", "PLV")
@@ -598,3 +598,33 @@ def tree_from_graph(graph: CenterlineGraph, side: str, *, long_axis: np.ndarray 
         graph = graph.with_nodes(graph.nodes - (lo + hi) / 2.0)
     heart_center = graph.nodes.mean(axis=0) + 15.0 * axis
     return SynthTree(graph=graph, stenoses=(), side=side, heart_center=heart_center, long_axis=axis)
+
+
+def left_and_right(graph: CenterlineGraph, *, spacing_mm: float = 0.5) -> list[tuple[str, CenterlineGraph]]:
+    """The left and right coronary trees of a whole-heart centre-line graph (e.g. a CT segmentation).
+
+    The two largest connected components are taken; the one further to the patient's left
+    (larger mean x in LPS) is the left tree. Each is resampled to ``spacing_mm`` (mm) and
+    centred on its bounding box. A graph with a single component gives one tree, "left"
+    when its mean x is >= 0. Returns [(side, graph)], the left tree first.
+    """
+    if not isinstance(graph, CenterlineGraph) or graph.num_nodes == 0:
+        raise ValueError("left_and_right needs a non-empty CenterlineGraph")
+    comp = graph.components()
+    big = np.argsort(np.bincount(comp))[::-1][:2]
+    means = {int(c): float(graph.nodes[comp == c, 0].mean()) for c in big}
+    if len(big) == 2:
+        left = max(means, key=means.get)
+        sides = {c: ("left" if c == left else "right") for c in means}
+    else:
+        sides = {c: ("left" if x >= 0 else "right") for c, x in means.items()}
+    out = []
+    for c in sorted(means, key=lambda c: sides[c] != "left"):
+        keep = np.flatnonzero(comp == c)
+        remap = -np.ones(graph.num_nodes, np.int64)
+        remap[keep] = np.arange(len(keep))
+        edges = graph.edges[np.all(np.isin(graph.edges, keep), axis=1)]
+        part = CenterlineGraph(graph.nodes[keep], graph.radii[keep], remap[edges])
+        lo, hi = part.bounds()
+        out.append((sides[c], part.with_nodes(part.nodes - (lo + hi) / 2).resampled(spacing_mm)))
+    return out
