@@ -16,7 +16,8 @@ import typer
 app = typer.Typer(
     add_completion=False,
     no_args_is_help=True,
-    help="autocar: 3D coronary trees from two X-ray angiography sequences.",
+    help="autocar: 3D coronary trees from two X-ray angiography sequences. Input and output formats: "
+         "docs/case-format.md; C-arm geometry: docs/geometry.md (in the source repository).",
 )
 
 
@@ -223,8 +224,8 @@ def import_masks(
 
 @app.command()
 def reconstruct(
-    case_dir: Path = typer.Argument(..., exists=True, help="Case folder (CASE_FORMAT v1, masks or angiograms) "
-                                    "or a folder holding two XA DICOM runs."),
+    case_dir: Path = typer.Argument(..., exists=True, help="Case folder (autocar-case/1, masks or angiograms; "
+                                    "docs/case-format.md) or a folder holding two XA DICOM runs."),
     out: Path = typer.Option(..., "-o", "--out", help="Result folder: reconstruction.json, frame_XXX.ply, "
                              "measurements.json, report.html, snapshot.png."),
     model: Optional[Path] = typer.Option(None, "--model", help="Weights from autocar train (default: the shipped ones)."),

@@ -26,6 +26,7 @@ import shutil
 import time
 from importlib import resources
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 
@@ -69,6 +70,50 @@ def make_demo_bundle(out: str | Path, *, seed: int = DEMO_SEED, frames: int = DE
     return Path(out)
 
 
+def planted_readout(rec: Any, frame: int, position_mm: np.ndarray, *, side: str | None,
+                    reach_mm: float = 5.0) -> str:
+    """One line saying what the result reads at a known lesion (3D ``position_mm``, frame ``frame``).
+
+    The result's frame is measured again with every narrowing kept (no reporting threshold,
+    significance or shoulder test): the narrowing nearest the lesion within ``reach_mm`` is
+    what the reconstruction shows there; it is "found" when the default measurement reports
+    it too, otherwise the line says what it reads and why it was not reported.
+    """
+    from autocar.geometry import CArmView
+    from autocar.quant import measure
+    from autocar.quant.stenosis import StenosisOptions
+
+    graph = rec.frames[frame]
+    views = [CArmView.from_dict(v) for v in rec.extra.get("views", {}).values()]
+    names = list(rec.extra.get("views", {}).keys())
+    if graph.num_nodes < 2 or len(views) < 2:
+        return "not measurable: nothing was reconstructed"
+    gap = float(np.min(np.linalg.norm(graph.nodes - position_mm, axis=1)))
+    if gap > reach_mm:
+        return f"missed: the vessel there was not reconstructed (nearest centre line {gap:.1f} mm away)"
+    threshold = StenosisOptions().min_percent
+
+    def nearest(options: StenosisOptions | None) -> dict | None:
+        found = measure(graph, views, view_names=names, side=side, frame=frame, stenosis=options,
+                        optimal_views=0)["stenoses"]
+        d = [float(np.linalg.norm(np.asarray(f["position_mm"]) - position_mm)) for f in found]
+        return None if not d or min(d) > reach_mm else {**found[int(np.argmin(d))], "offset": min(d)}
+
+    hit = nearest(None)
+    if hit is not None:
+        return (f"found: {hit['name']} {hit['diameter_stenosis_percent']:.0f}% "
+                f"({hit['offset']:.1f} mm from the planted position)")
+    any_dip = nearest(StenosisOptions(min_percent=1.0, significance=0.0, min_shoulder_percent=0.0))
+    if any_dip is None:
+        return f"missed: the reconstructed vessel shows no narrowing within {reach_mm:.0f} mm of it"
+    why = (f"below the {threshold:.0f}% reporting threshold" if any_dip["diameter_stenosis_percent"] < threshold
+           else "not distinct enough from the diameter noise or the vessel beside it to report")
+    return (f"not reported: the reconstruction reads {any_dip['diameter_stenosis_percent']:.1f}% there "
+            f"(minimal diameter {any_dip['minimal_diameter_mm']:.2f} mm, reference "
+            f"{any_dip['reference_diameter_mm']:.2f} mm, {any_dip['offset']:.1f} mm from the planted position), "
+            f"{why}")
+
+
 def run_demo(out: str | Path, *, frames: int | None = None, segmenter: str = "unet") -> Path:
     """Run the demo into ``out`` (result in ``out/result``) and print the summary; returns the result folder."""
     from autocar.evaluate import evaluate_reconstruction
@@ -99,9 +144,13 @@ def run_demo(out: str | Path, *, frames: int | None = None, segmenter: str = "un
     print(f"vs the known 3D truth: centre-line F1 {m['f1_1mm']:.3f} @1 mm, {m['f1_2mm']:.3f} @2 mm, "
           f"mean distance {m.get('mean_distance_mm', float('nan')):.2f} mm (evaluation.json)")
     planted = truth.extra.get("stenoses", [])
+    frame = int(summary.reference_frame)  # the frame measurements.json measures
     for s in planted:
         print(f"planted stenosis: {s['label']}, {100 * s['severity']:.0f}% diameter, {s['length_mm']:.1f} mm long, "
               f"{s['distance_mm']:.0f} mm from the ostium")
+        true_frame = matched.frames[min(frame, matched.num_frames - 1)]
+        where = true_frame.nodes[int(s["node"])] if "node" in s else np.asarray(s["position_mm"], float)
+        print("  " + planted_readout(rec, frame, where, side="left"))
     print(f"open the report: {summary.out / 'report.html'}")
     return summary.out
 
