@@ -25,9 +25,9 @@ the static frames' F1 (best, median, mean), each variant's mean F1 over the
 frames and the default's gain over the best static frame.
 
 - static: every phase-paired frame reconstructed independently (shipped
-  network, :func:`autocar.reconstruct.reconstruct_pair`);
+  network, :func:`autocar.pipeline.static.reconstruct_pair`);
 - dynamic: the best static frame tracked through all frames and completed
-  with what the other frames found (:func:`autocar.dynamic.pipeline.reconstruct_dynamic`);
+  with what the other frames found (:func:`autocar.pipeline.dynamic.reconstruct_dynamic`);
 - ref-only: the same result restricted to the reference frame's own nodes
   (what the dynamic result was before :mod:`autocar.dynamic.complete`).
 
@@ -69,17 +69,16 @@ import numpy as np
 import torch
 from scipy.spatial import cKDTree
 
-from autocar.centerline import CenterlineGraph
-from autocar.dynamic.pipeline import reconstruct_dynamic
+from autocar.geometry.centerline import CenterlineGraph
+from autocar.pipeline.dynamic import reconstruct_dynamic
 from autocar.dynamic.track import TrackConfig
 from autocar.io.case import Case, CaseView
-from autocar.metrics import centerline_scores
-from autocar.reconstruct import ReconstructConfig, default_model
+from autocar.evaluation.metrics import centerline_scores
+from autocar.pipeline.static import ReconstructConfig, default_model
 from autocar.synth.cases import SynthCaseConfig, synthesize_case
 from autocar.synth.render import render_mask
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from bench_reconstruct import tree_component  # noqa: E402
 
 SEED0 = 2_000_000
 REAL_SEED0 = 2_100_000
@@ -129,21 +128,16 @@ def still_jitter_mm(seed: int, frames: int, model, track: TrackConfig) -> tuple[
 
 def real_trees(data: Path) -> list[tuple[str, "SynthTree"]]:
     """The left then the right trees of asoca-centerlines Normal_16-20 (0.5 mm node spacing), each
-    component cut out, centred and resampled as bench_reconstruct does for its CT trees."""
+    cut out, centred and resampled (:func:`autocar.synth.trees.left_and_right`) and given a heart frame."""
     from autocar.io.trees import load_tree
-    from autocar.synth.trees import tree_from_graph
+    from autocar.synth.trees import left_and_right, tree_from_graph
 
     folder = data / "asoca-centerlines"
     files = sorted(folder.glob("Normal_*.vtp")) if folder.is_dir() else []
     out: dict[str, list] = {"left": [], "right": []}
     for f in files:
-        tree = load_tree(f).graph
-        comp = tree.components()
-        big = np.argsort(np.bincount(comp))[::-1][:2]
-        left = max(big, key=lambda c: tree.nodes[comp == c, 0].mean())  # LPS: +x is the patient's left
-        for c in big:
-            side = "left" if c == left else "right"
-            out[side].append((f"{f.stem} {side}", tree_from_graph(tree_component(tree, int(c)), side)))
+        for side, graph in left_and_right(load_tree(f).graph):
+            out[side].append((f"{f.stem} {side}", tree_from_graph(graph, side)))
     return out["left"] + out["right"]
 
 

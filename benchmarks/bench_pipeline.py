@@ -4,7 +4,7 @@ For each held-out seed (2,300,000 + i, left/right alternating) the synthetic wor
 makes a weakly synchronised two-view case of ``--frames`` grey-level angiograms
 per view (``autocar synth --kind image`` defaults: catheter, noise, one planted
 stenosis), exactly as the bundled demo is made. Three inputs of the same case
-go through :func:`autocar.workflow.run` (read, segment, dynamic reconstruction,
+go through :func:`autocar.pipeline.workflow.run` (read, segment, dynamic reconstruction,
 measurements, report, snapshot; the default options, tree side given):
 
 - ``unet``: the two multi-frame XA DICOM files (RLE), segmented by the shipped U-Net;
@@ -54,14 +54,14 @@ def one_case(i: int, frames: int, work: Path, model, inputs: tuple[str, ...] = I
     """Run the inputs of case ``i``; returns their scores by input name."""
     import torch
 
-    from autocar.evaluate import evaluate_reconstruction
+    from autocar.evaluation.evaluate import evaluate_reconstruction
     from autocar.io.case import write_case
     from autocar.io.dicom import write_case_xa
     from autocar.io.results import Reconstruction, read_reconstruction
-    from autocar.metrics import mask_scores
+    from autocar.evaluation.metrics import mask_scores
     from autocar.synth.cases import SynthCaseConfig, synthesize_case
-    from autocar.synth.render import ostium_node
-    from autocar.workflow import RunOptions, run, segment_case
+    from autocar.synth.angiogram import ostium_node
+    from autocar.pipeline.workflow import RunOptions, run, segment_case
 
     side = "left" if i % 2 == 0 else "right"
     seed = SEED0 + i
@@ -128,7 +128,7 @@ def main() -> None:
         ap.error(f"--inputs must name some of {', '.join(INPUTS)} (each optionally with -previous, -aligned or -unaligned), got {args.inputs!r}")
     import torch
 
-    from autocar.reconstruct import default_model
+    from autocar.pipeline.static import default_model
 
     torch.set_num_threads(args.threads)
     model = default_model()

@@ -44,7 +44,7 @@ os.environ.setdefault("OPENBLAS_NUM_THREADS", "1")  # before NumPy loads its BLA
 
 import numpy as np  # noqa: E402
 
-from autocar.centerline import CenterlineGraph  # noqa: E402
+from autocar.geometry.centerline import CenterlineGraph  # noqa: E402
 from autocar.geometry import CArmView  # noqa: E402
 from autocar.quant import detect_stenoses, measure, split_segments  # noqa: E402
 from autocar.synth.trees import generate_tree  # noqa: E402
@@ -176,9 +176,9 @@ def reconstructed(n_cases: int, n_stenoses: int) -> None:
     """
     from scipy.spatial import cKDTree
 
-    from autocar.dynamic.pipeline import reconstruct_dynamic
+    from autocar.pipeline.dynamic import reconstruct_dynamic
     from autocar.quant import measure
-    from autocar.reconstruct import default_model
+    from autocar.pipeline.static import default_model
     from autocar.synth.cases import SynthCaseConfig, synthesize_case
 
     model = default_model()

@@ -58,11 +58,11 @@ from pathlib import Path
 import numpy as np
 from scipy.spatial import cKDTree
 
-from autocar.centerline import CenterlineGraph
-from autocar.metrics import centerline_scores, cl_dice, reprojection_scores
-from autocar.reconstruct import ReconstructConfig, default_model, reconstruct_pair
+from autocar.geometry.centerline import CenterlineGraph
+from autocar.evaluation.metrics import centerline_scores, cl_dice, reprojection_scores
+from autocar.pipeline.static import ReconstructConfig, default_model, reconstruct_pair
 from autocar.sbp.epipolar import warp_mask
-from autocar.tubes import tube_mesh
+from autocar.io.meshes import tube_mesh
 
 SCORER = None  # ghost scorer of the default method (--scorer; None = the shipped one)
 SETS = ("sync", "weak", "rotated", "ct", "clinical")

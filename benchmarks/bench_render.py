@@ -21,9 +21,10 @@ import time
 
 import numpy as np
 
-from autocar.centerline import CenterlineGraph
+from autocar.geometry.centerline import CenterlineGraph
 from autocar.geometry import CArmView
-from autocar.synth.render import render_angiogram, render_mask, render_thickness
+from autocar.synth.angiogram import render_angiogram
+from autocar.synth.render import render_mask, render_thickness
 
 
 def standin_tree(seed: int = 0, spacing_mm: float = 0.5) -> CenterlineGraph:

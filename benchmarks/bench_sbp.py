@@ -19,7 +19,7 @@ import time
 
 import numpy as np
 
-from autocar.centerline import CenterlineGraph
+from autocar.geometry.centerline import CenterlineGraph
 from autocar.geometry import CArmView
 from autocar.sbp.carve import (
     _FINAL_TOL_PX,

@@ -26,9 +26,9 @@ from scipy.spatial import cKDTree
 
 from autocar.graph.extract import extract_graph
 from autocar.graph.ghost_score import branch_labels
-from autocar.graph.prune import _edges_of, _join, _subgraph
-from autocar.metrics import centerline_scores
-from autocar.reconstruct import ReconstructConfig, default_model, reconstruct_pair
+from autocar.graph.paths import edges_of, join_graphs, subgraph
+from autocar.evaluation.metrics import centerline_scores
+from autocar.pipeline.static import ReconstructConfig, default_model, reconstruct_pair
 from autocar.sbp.carve import SBPConfig, carve
 from autocar.synth.cases import SynthCaseConfig, synthesize_case
 
@@ -45,7 +45,7 @@ def _split(a, b) -> np.ndarray:
 def _oracle(graph, truth):
     branches = graph.branches()
     ghost, _ = branch_labels(graph, branches, truth)
-    return _subgraph(graph, _edges_of(graph, [b for b, g in zip(branches, ghost) if g == 0]))
+    return subgraph(graph, edges_of(graph, [b for b, g in zip(branches, ghost) if g == 0]))
 
 
 def main() -> None:
@@ -67,7 +67,7 @@ def main() -> None:
         net = reconstruct_pair(masks, views, model, ReconstructConfig(prune_ghosts=False, complete_from_hull=False)).graph
         hull = carve(masks, views, SBPConfig(margin_px=ReconstructConfig().sbp_margin_px))
         hull_graph = extract_graph(hull, np.ones(len(hull.coords), np.float32), masks, views, threshold=0.5)
-        oracle = _join(_oracle(net, truth), _oracle(hull_graph, truth), 2.0)
+        oracle = join_graphs(_oracle(net, truth), _oracle(hull_graph, truth), 2.0)
         s, o = centerline_scores(g, truth), centerline_scores(oracle, truth)
         for name, x in (("predicted", _split(g, truth)), ("true", _split(truth, g))):
             splits[name].append(x)

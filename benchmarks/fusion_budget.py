@@ -21,7 +21,7 @@ consensus tracked       one tree rebuilt from ALL frames' static trees: each
                         at least ``--votes`` other frames put a centre line
                         within 1 mm of it, the kept points voxelised (0.5 mm,
                         dilated 1 mm) and skeletonised
-                        (:func:`autocar.volume_graph.graph_from_volume`), then
+                        (:func:`autocar.geometry.volume_graph.graph_from_volume`), then
                         carried to every frame by the same motion
 consensus true-motion   the same with the TRUE motion (node correspondences
                         of the true trees)
@@ -63,14 +63,14 @@ import torch
 from scipy.ndimage import binary_dilation, distance_transform_edt, map_coordinates
 from scipy.spatial import cKDTree
 
-from autocar.centerline import CenterlineGraph
-from autocar.dynamic.pipeline import reconstruct_dynamic
+from autocar.geometry.centerline import CenterlineGraph
+from autocar.pipeline.dynamic import reconstruct_dynamic
 from autocar.dynamic.track import TrackConfig
-from autocar.metrics import centerline_scores
-from autocar.reconstruct import ReconstructConfig, default_model
+from autocar.evaluation.metrics import centerline_scores
+from autocar.pipeline.static import ReconstructConfig, default_model
 from autocar.sbp.carve import SBPConfig, carve
 from autocar.synth.cases import SynthCaseConfig, synthesize_case
-from autocar.volume_graph import graph_from_volume
+from autocar.geometry.volume_graph import graph_from_volume
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from bench_dynamic import REAL_SEED0, SEED0, real_trees  # noqa: E402

@@ -3,7 +3,7 @@
 For each tuning set (synthetic seeds never used in training, validation or the
 benchmarks: 1,500,000 + i weakly synchronised and synchronised, 1,800,000 + i
 weakly synchronised; left/right alternating, one frame) every pair is
-reconstructed by :func:`autocar.reconstruct.reconstruct_pair` with the shipped
+reconstructed by :func:`autocar.pipeline.static.reconstruct_pair` with the shipped
 network and each bridging length (0 = no bridging). Printed per set and
 length, means over pairs: centre-line F1 within 1 mm, number of connected
 components (the truth is one tree), and how often the ostium that
@@ -21,11 +21,11 @@ import argparse
 import numpy as np
 import torch
 
-from autocar.metrics import centerline_scores
+from autocar.evaluation.metrics import centerline_scores
 from autocar.quant.segments import split_segments
-from autocar.reconstruct import ReconstructConfig, default_model, reconstruct_pair
+from autocar.pipeline.static import ReconstructConfig, default_model, reconstruct_pair
 from autocar.synth.cases import SynthCaseConfig, synthesize_case
-from autocar.synth.render import ostium_node
+from autocar.synth.angiogram import ostium_node
 
 SETS = (("weak 1.5e6+", 1_500_000, False), ("sync 1.5e6+", 1_500_000, True), ("weak 1.8e6+", 1_800_000, False))
 

@@ -1,7 +1,7 @@
 """How the ghost-pruning and hull-completion settings were chosen, on tuning seeds.
 
 The defaults of :mod:`autocar.graph.prune` and of
-:func:`autocar.reconstruct.reconstruct_pair` (complete from the pruned hull,
+:func:`autocar.pipeline.static.reconstruct_pair` (complete from the pruned hull,
 ``min_new_share`` 0.2, occupancy threshold 0.2) were chosen on synthetic
 seeds 1,500,000 + i: never used in training (< 1e6), validation (1e6 + i,
 i < 8) or ``bench_reconstruct.py`` (2e6 + i). This script reruns that
@@ -33,8 +33,8 @@ import torch
 from autocar.graph.extract import extract_graph
 from autocar.graph.ghost_score import GhostScorer
 from autocar.graph.prune import complete_from_hull, prune_redundant_branches
-from autocar.metrics import centerline_scores
-from autocar.reconstruct import ReconstructConfig, default_model, reconstruct_pair
+from autocar.evaluation.metrics import centerline_scores
+from autocar.pipeline.static import ReconstructConfig, default_model, reconstruct_pair
 from autocar.sbp.carve import SBPConfig, carve
 from autocar.synth.cases import SynthCaseConfig, synthesize_case
 

@@ -25,8 +25,8 @@ import numpy as np
 import torch
 
 from autocar.graph.refine import RefineConfig, refine_centerline
-from autocar.metrics import centerline_scores
-from autocar.reconstruct import ReconstructConfig, default_model, reconstruct_pair
+from autocar.evaluation.metrics import centerline_scores
+from autocar.pipeline.static import ReconstructConfig, default_model, reconstruct_pair
 from autocar.sbp.epipolar import warp_mask
 from autocar.synth.cases import SynthCaseConfig, synthesize_case
 

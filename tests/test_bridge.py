@@ -11,7 +11,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from autocar.centerline import CenterlineGraph
+from autocar.geometry.centerline import CenterlineGraph
 from autocar.errors import ShapeError
 from autocar.geometry import CArmView
 from autocar.graph.bridge import bridge_gaps
@@ -113,7 +113,7 @@ def test_one_piece_and_bad_input():
 def test_reconstruct_pair_bridges_pieces_of_a_synthetic_tree():
     # Tuning seed 1,500,003 (right tree, weakly synchronised): its pruned reconstruction
     # falls into 4 pieces, two of them a fraction of a millimetre apart.
-    from autocar.reconstruct import ReconstructConfig, default_model, reconstruct_pair
+    from autocar.pipeline.static import ReconstructConfig, default_model, reconstruct_pair
     from autocar.synth.cases import SynthCaseConfig, synthesize_case
 
     sc = synthesize_case(SynthCaseConfig(side="right", frames=1), rng=1_500_003)

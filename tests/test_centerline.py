@@ -3,7 +3,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from autocar.centerline import CenterlineGraph
+from autocar.geometry.centerline import CenterlineGraph
 from autocar.errors import ShapeError, TreeFormatError
 
 
@@ -94,7 +94,7 @@ def test_from_frame_rejects_bad_rows():
 
 
 def test_forest_edges_drop_the_longest_edge_of_each_cycle():
-    from autocar.centerline import CenterlineGraph
+    from autocar.geometry.centerline import CenterlineGraph
 
     # a 10 x 10 mm square (edges 0-1, 1-2, 2-3) closed by a 10.5 mm edge 3-0 skewed out of plane,
     # and a separate tree 4-5-6

@@ -291,6 +291,8 @@ def test_demo_with_two_frames_runs_the_whole_pipeline(tmp_path, restore_torch_th
         assert (res / name).is_file(), name
     assert "input: DICOM folder" in result.stdout and "open the report" in result.stdout
     assert "planted stenosis: " in result.stdout
+    # and what the result reads there: found, or not reported and why, or missed
+    assert any(f"\n  {word}" in result.stdout for word in ("found:", "not reported:", "missed:"))
 
 
 @pytest.mark.slow

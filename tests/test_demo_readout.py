@@ -5,8 +5,8 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from autocar.centerline import CenterlineGraph
-from autocar.demo import planted_readout
+from autocar.geometry.centerline import CenterlineGraph
+from autocar.pipeline.demo import planted_readout
 from autocar.geometry import CArmView
 from autocar.io.results import Reconstruction
 

@@ -72,3 +72,44 @@ def test_the_geometry_worked_example_holds():
     assert np.allclose(axes[0], [np.cos(a), np.sin(a), 0.0])
     assert np.allclose(axes[1], [np.sin(a) * np.sin(b), -np.cos(a) * np.sin(b), -np.cos(b)])
     assert np.allclose(axes[2], [np.sin(a) * np.cos(b), -np.cos(a) * np.cos(b), np.sin(b)])
+
+
+def _resolves(dotted: str) -> bool:
+    import importlib
+
+    parts = dotted.split(".")
+    for cut in range(len(parts), 0, -1):
+        try:
+            obj = importlib.import_module(".".join(parts[:cut]))
+        except ImportError:
+            continue
+        try:
+            for name in parts[cut:]:
+                obj = getattr(obj, name)
+        except AttributeError:
+            return False
+        return True
+    return False
+
+
+def test_architecture_names_only_what_exists():
+    text = (REPO / "docs" / "architecture.md").read_text(encoding="utf-8")
+    packages = sorted(p.name for p in (REPO / "src" / "autocar").iterdir() if (p / "__init__.py").is_file())
+    folders = set(re.findall(r"`([a-z0-9_]+)/`", text))
+    assert folders and all((REPO / "src" / "autocar" / f).is_dir() for f in folders), folders
+    assert set(packages) <= folders | {"data", "weights"}  # every package is on the page
+    names = set(re.findall(r"`([a-z_0-9]+(?:\.[A-Za-z_0-9]+)+)", text)) - {"report.html", "measurements.json",
+                                                                             "reconstruction.json", "errors.py",
+                                                                             "cli.py", "case-format.md",
+                                                                             "geometry.md"}
+    files = {p.name for p in (REPO / "src" / "autocar").rglob("*.py")}
+
+    def exists(n: str) -> bool:
+        if n.endswith((".py", ".js")):
+            return n in files or any((REPO / "src" / "autocar").rglob(n))
+        if n.startswith("autocar."):
+            return _resolves(n)
+        return any(_resolves(f"autocar.{prefix}{n}") for prefix in ["", *(p + "." for p in packages)])
+
+    missing = [n for n in sorted(names) if not exists(n)]
+    assert len(names) > 30 and not missing, f"docs/architecture.md names what does not exist: {missing}"

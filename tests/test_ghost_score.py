@@ -17,9 +17,9 @@ from autocar.graph.ghost_score import (
     default_scorer,
     fit_logistic,
     node_probability,
-    train_ghost_scorer,
     weighted_auc,
 )
+from autocar.pipeline.ghost_training import train_ghost_scorer
 from autocar.graph.prune import PruneConfig, prune_redundant_branches
 from autocar.synth.render import render_mask
 

@@ -3,9 +3,9 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from autocar.centerline import CenterlineGraph
+from autocar.geometry.centerline import CenterlineGraph
 from autocar.errors import ShapeError
-from autocar.metrics import centerline_scores, cl_dice, mask_scores, voxel_dice
+from autocar.evaluation.metrics import centerline_scores, cl_dice, mask_scores, voxel_dice
 
 
 def line(y: float = 0.0, length: float = 20.0, r: float = 1.0) -> CenterlineGraph:

@@ -15,7 +15,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from autocar.centerline import CenterlineGraph
+from autocar.geometry.centerline import CenterlineGraph
 from autocar.errors import ShapeError
 from autocar.geometry import CArmView
 from autocar.graph.prune import PruneConfig, complete_from_hull, prune_redundant_branches

@@ -8,15 +8,15 @@ import numpy as np
 import pytest
 import trimesh
 
-from autocar.centerline import CenterlineGraph
+from autocar.geometry.centerline import CenterlineGraph
 from autocar.errors import CaseFormatError, ShapeError
-from autocar.evaluate import evaluate_reconstruction
+from autocar.evaluation.evaluate import evaluate_reconstruction
 from autocar.geometry import CArmView
 from autocar.io.case import Case, CaseView
 from autocar.io.masks import case_from_mask_files, view_from_params
 from autocar.io.results import Reconstruction, read_reconstruction
-from autocar.metrics import centerline_scores
-from autocar.reconstruct import (
+from autocar.evaluation.metrics import centerline_scores
+from autocar.pipeline.static import (
     ReconstructConfig,
     default_model,
     hull_skeleton_graph,
@@ -148,7 +148,7 @@ def test_failed_write_leaves_no_result(tmp_path, monkeypatch):
     def broken(*args, **kwargs):
         raise OSError("disk full")
 
-    monkeypatch.setattr("autocar.tubes.write_ply", broken)
+    monkeypatch.setattr("autocar.io.meshes.write_ply", broken)
     with pytest.raises(OSError):
         write_result(rec, tmp_path / "res")
     assert list(tmp_path.iterdir()) == []
@@ -220,7 +220,7 @@ def test_masks_that_do_not_meet_in_3d_give_an_empty_result_that_says_why():
 
 
 def test_snapshot_draws_three_panels(tmp_path):
-    from autocar.snapshot import write_snapshot
+    from autocar.report.snapshot import write_snapshot
 
     out = write_snapshot(bent_vessel(), tmp_path / "tree.png", size_px=128)
     import cv2

@@ -5,10 +5,10 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from autocar.centerline import CenterlineGraph
+from autocar.geometry.centerline import CenterlineGraph
 from autocar.geometry import CArmView
 from autocar.graph.refine import RefineConfig, centre_offsets, node_tangents, refine_centerline
-from autocar.metrics import centerline_scores
+from autocar.evaluation.metrics import centerline_scores
 from autocar.synth.render import render_mask
 
 # Two orthogonal views (AP and LAO 90), 0.3 mm pixels, isocentre at the image centre.

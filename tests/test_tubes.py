@@ -1,4 +1,4 @@
-"""Tests of autocar.tubes: watertight tubes around centre-line graphs."""
+"""Tests of autocar.io.meshes: watertight tubes around centre-line graphs."""
 
 from __future__ import annotations
 
@@ -7,9 +7,9 @@ import numpy as np
 import pytest
 import trimesh
 
-from autocar.centerline import CenterlineGraph
+from autocar.geometry.centerline import CenterlineGraph
 from autocar.errors import ShapeError, TreeFormatError
-from autocar.tubes import tube_mesh, write_ply
+from autocar.io.meshes import tube_mesh, write_ply
 
 
 def _edge(r=1.0, length=10.0):

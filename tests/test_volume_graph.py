@@ -1,4 +1,4 @@
-"""Tests of autocar.volume_graph: centre lines from binary volumes."""
+"""Tests of autocar.geometry.volume_graph: centre lines from binary volumes."""
 
 from __future__ import annotations
 
@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 
 from autocar.errors import ShapeError
-from autocar.volume_graph import graph_from_volume, voxel_affine
+from autocar.geometry.volume_graph import graph_from_volume, voxel_affine
 
 
 def _grid(shape, spacing, origin=(0.0, 0.0, 0.0)):

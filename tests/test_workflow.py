@@ -13,7 +13,7 @@ from autocar.io.dicom import write_case_xa
 from autocar.io.results import read_reconstruction
 from autocar.quant import read_measurements
 from autocar.synth.cases import SynthCaseConfig, synthesize_case
-from autocar.workflow import RunOptions, load_input, run, segment_case
+from autocar.pipeline.workflow import RunOptions, load_input, run, segment_case
 
 
 @pytest.fixture(scope="module")
@@ -66,7 +66,7 @@ def test_dicom_folder_end_to_end_with_the_frangi_baseline(dicom_dir, tmp_path, i
     assert rec.extra["view_alignment"] == "none"  # masks segmented here: no per-pair warp
     assert (out / "report.html").is_file()
     # The hull of the segmented angiograms lies on the true tree: most of the truth is recovered within 2 mm.
-    from autocar.metrics import centerline_scores
+    from autocar.evaluation.metrics import centerline_scores
 
     s = centerline_scores(rec.frames[0], image_synth.truth[0])
     assert s.recall_2mm > 0.4, s
@@ -76,7 +76,7 @@ def test_shipped_unet_segments_the_dicom_pair(dicom_dir, tmp_path, image_synth):
     case, _ = load_input(dicom_dir)
     masks_case, images = segment_case(case, "unet", progress=False)
     assert set(images) == {"A", "B"}
-    from autocar.metrics import mask_scores
+    from autocar.evaluation.metrics import mask_scores
     from autocar.synth.render import render_mask
 
     for cv, truths in zip(masks_case.views, (image_synth.truth, image_synth.truth_b)):
@@ -136,7 +136,7 @@ def test_static_option_writes_independent_frames(mask_case_dir, tmp_path):
 
 
 def test_measurements_are_skipped_with_a_note_when_the_tree_is_implausibly_long(mask_case_dir, tmp_path, monkeypatch):
-    import autocar.workflow as wf
+    import autocar.pipeline.workflow as wf
 
     monkeypatch.setattr(wf, "MAX_MEASURED_LENGTH_MM", 10.0)
     out = tmp_path / "long"
@@ -171,7 +171,7 @@ def test_report_command_rewrites_measurements_and_report(mask_case_dir, tmp_path
 
 def test_frame_rate_gives_times_to_runs_that_have_neither_times_nor_phases():
     from autocar.io.case import Case, CaseView
-    from autocar.workflow import with_frame_rate
+    from autocar.pipeline.workflow import with_frame_rate
 
     sc = synthesize_case(SynthCaseConfig(frames=3), rng=12)
     a, b = sc.case.views

@@ -268,8 +268,8 @@ def reconstruct(
     unless --static is given.
     """
     from autocar.errors import AutocarError
-    from autocar.reconstruct import ReconstructConfig
-    from autocar.workflow import RunOptions, run
+    from autocar.pipeline.static import ReconstructConfig
+    from autocar.pipeline.workflow import RunOptions, run
 
     try:
         if ghost_order not in ("hand", "learned"):
@@ -297,6 +297,57 @@ def reconstruct(
 
 
 @app.command()
+def batch(
+    studies: Path = typer.Argument(..., exists=True, help="A folder whose sub-folders are studies (case folders or "
+                                   "DICOM folders), or a CSV manifest with columns study, input[, tree]."),
+    out: Path = typer.Option(..., "-o", "--out", help="Result root: one result folder per study, "
+                             "batch_summary.csv and batch_summary.json."),
+    workers: Optional[int] = typer.Option(None, "--workers", min=1, help="Local worker processes (default: up to 2; "
+                                          "each gets cores / workers torch threads)."),
+    scheduler: Optional[str] = typer.Option(None, "--scheduler", help="Run on a Dask distributed cluster at this "
+                                            "address (e.g. tcp://10.0.0.5:8786) instead of local processes."),
+    static: bool = typer.Option(False, "--static", help="Reconstruct every frame pair independently."),
+    frames: Optional[int] = typer.Option(None, "--frames", min=1, help="Only the first N frame pairs of each study."),
+    segmenter: str = typer.Option("unet", "--segmenter", help="For angiograms: unet or frangi."),
+    tree: Optional[str] = typer.Option(None, "--tree", help="left or right for every study (a manifest's tree "
+                                       "column wins)."),
+    report: bool = typer.Option(True, "--report/--no-report", help="Write report.html, measurements.json and "
+                                "snapshot.png for each study."),
+) -> None:
+    """Reconstruct every study of an archive: resumable, one failure never stops the rest.
+
+    A study whose result folder is complete is skipped, so rerunning the same command after a
+    crash or a kill finishes the rest. The summary (status, reason, time, quality signals per
+    study) is rewritten after every study. Exit code 0 when every study has a result, 1 when
+    some failed (see the summary), 2 on bad arguments.
+    """
+    from autocar.errors import AutocarError
+    from autocar.pipeline.batch import SUMMARY_CSV, find_studies, read_manifest, run_batch
+    from autocar.pipeline.workflow import RunOptions
+
+    try:
+        options = RunOptions(static=static, frames=frames, segmenter=segmenter, tree=tree, report=report,
+                             measurements=report, snapshot=report)
+        found = read_manifest(studies) if studies.is_file() else find_studies(studies)
+        if scheduler is not None:
+            try:
+                import distributed  # noqa: F401
+            except ImportError:
+                raise ValueError("--scheduler needs dask.distributed: pip install 'autocar[batch]'") from None
+        result = run_batch(found, out, options, workers=workers, scheduler=scheduler)
+    except (AutocarError, ValueError, OSError) as exc:
+        _fail(exc)
+    ok, earlier, failed = result.count("ok"), result.count("done earlier"), result.count("failed")
+    typer.echo(f"{len(result.rows)} studies: {ok} reconstructed, {earlier} done earlier, {failed} failed "
+               f"(summary: {out / SUMMARY_CSV})")
+    for row in result.rows:
+        if row["status"] == "failed":
+            typer.echo(f"  failed {row['study']}: {row['reason']}", err=True)
+    if failed:
+        raise typer.Exit(1)
+
+
+@app.command()
 def report(
     result: Path = typer.Argument(..., exists=True, help="Result folder (or its reconstruction.json)."),
     input_path: Optional[Path] = typer.Option(None, "--input", exists=True,
@@ -306,7 +357,7 @@ def report(
 ) -> None:
     """Measure a result again and rewrite its measurements.json and report.html."""
     from autocar.errors import AutocarError
-    from autocar.workflow import rewrite_report
+    from autocar.pipeline.workflow import rewrite_report
 
     try:
         if tree not in (None, "left", "right"):
@@ -326,7 +377,7 @@ def evaluate(
 ) -> None:
     """Score a reconstruction against 3D ground truth and/or the case's 2D masks."""
     from autocar.errors import AutocarError
-    from autocar.evaluate import evaluate_reconstruction
+    from autocar.evaluation.evaluate import evaluate_reconstruction
     from autocar.io.atomic import atomic_write_json
     from autocar.io.case import read_case
     from autocar.io.results import read_ground_truth, read_reconstruction
@@ -356,7 +407,7 @@ def snapshot(
     """PNG of a reconstructed tree seen from three angles (RAO 30/CAU 20, LAO 45/CRA 20, LAO 90)."""
     from autocar.errors import AutocarError
     from autocar.io.results import read_reconstruction
-    from autocar.snapshot import write_snapshot
+    from autocar.report.snapshot import write_snapshot
 
     try:
         rec = read_reconstruction(result)
@@ -486,7 +537,8 @@ def train_ghost_scorer_command(
 ) -> None:
     """Fit the learned ghost-branch score used to order ghost pruning (see src/autocar/weights/README.md)."""
     from autocar.errors import AutocarError
-    from autocar.graph.ghost_score import FEATURES, train_ghost_scorer
+    from autocar.graph.ghost_score import FEATURES
+    from autocar.pipeline.ghost_training import train_ghost_scorer
 
     try:
         chosen = FEATURES if features is None else tuple(f.strip() for f in features.split(",") if f.strip())
@@ -506,7 +558,7 @@ def demo(
     segmenter: str = typer.Option("unet", "--segmenter", help="unet (shipped) or frangi (classical baseline)."),
 ) -> None:
     """Run the whole pipeline on the bundled synthetic DICOM pair: segment, reconstruct, measure, report."""
-    from autocar.demo import run_demo
+    from autocar.pipeline.demo import run_demo
     from autocar.errors import AutocarError
 
     try:

@@ -3,7 +3,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from autocar.centerline import CenterlineGraph
+from autocar.geometry.centerline import CenterlineGraph
 from autocar.dynamic.complete import complete_from_frames, drop_unsupported_branches, fill_gaps, invert_deformation
 from autocar.dynamic.track import TrackConfig, track_tree
 from autocar.errors import ShapeError

@@ -9,7 +9,7 @@ import numpy as np
 import pytest
 import torch
 
-from autocar.centerline import CenterlineGraph
+from autocar.geometry.centerline import CenterlineGraph
 from autocar.dynamic import DeformationGraph, FitResult
 from autocar.errors import GeometryError, ShapeError
 from autocar.geometry.carm import CArmView

@@ -5,7 +5,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from autocar.centerline import CenterlineGraph
+from autocar.geometry.centerline import CenterlineGraph
 from autocar.dynamic.fuse import FuseConfig, fuse_positions, vote_corrections
 from autocar.errors import ShapeError
 

@@ -7,13 +7,13 @@ import pytest
 import trimesh
 
 from autocar.dynamic.phase import pair_case_views, pair_frames
-from autocar.dynamic.pipeline import deformed_meshes, reconstruct_dynamic
+from autocar.pipeline.dynamic import deformed_meshes, reconstruct_dynamic
 from autocar.dynamic.track import TrackConfig
 from autocar.errors import CaseFormatError
 from autocar.io.case import Case, CaseView
 from autocar.io.results import read_reconstruction
-from autocar.metrics import centerline_scores
-from autocar.reconstruct import write_result
+from autocar.evaluation.metrics import centerline_scores
+from autocar.pipeline.static import write_result
 from autocar.synth.cases import SynthCaseConfig, synthesize_case
 
 
@@ -224,8 +224,8 @@ def test_frame_alignment_records_each_frame_warp(synth):
 def test_a_join_that_closes_a_loop_is_cut_and_the_result_stays_a_forest(synth, monkeypatch, tmp_path):
     """A completion step that joins two far parts of the tree (a crossing read as a junction) would close
     a loop: the loop's longest edge goes, in every frame, and the result is written."""
-    import autocar.dynamic.pipeline as pipeline
-    from autocar.centerline import CenterlineGraph
+    import autocar.pipeline.dynamic as pipeline
+    from autocar.geometry.centerline import CenterlineGraph
     from autocar.io.results import write_reconstruction
 
     real = pipeline.complete_from_frames

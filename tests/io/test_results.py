@@ -7,7 +7,7 @@ import json
 import numpy as np
 import pytest
 
-from autocar.centerline import CenterlineGraph
+from autocar.geometry.centerline import CenterlineGraph
 from autocar.errors import CaseFormatError
 from autocar.io.results import (
     COORDINATE_SYSTEM,
@@ -177,7 +177,7 @@ def test_bad_json_and_top_level(tmp_path):
 
 
 def test_a_result_with_a_cycle_is_refused_and_nothing_is_written(tmp_path):
-    from autocar.centerline import CenterlineGraph
+    from autocar.geometry.centerline import CenterlineGraph
     from autocar.errors import ShapeError
     from autocar.io.results import Reconstruction, write_reconstruction
 

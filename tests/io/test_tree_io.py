@@ -10,7 +10,7 @@ import pytest
 import trimesh
 from scipy.spatial import cKDTree
 
-from autocar.centerline import CenterlineGraph
+from autocar.geometry.centerline import CenterlineGraph
 from autocar.errors import TreeFormatError
 from autocar.io.trees import (
     LoadedTree,
@@ -20,7 +20,7 @@ from autocar.io.trees import (
     tree_from_label_volume,
     tree_from_mesh,
 )
-from autocar.tubes import tube_mesh
+from autocar.io.meshes import tube_mesh
 
 # ----------------------------------------------------------- a tiny VTP writer
 _TYPES = {np.dtype("float32"): "Float32", np.dtype("float64"): "Float64", np.dtype("int64"): "Int64", np.dtype("int32"): "Int32"}

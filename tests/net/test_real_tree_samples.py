@@ -5,7 +5,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from autocar.centerline import CenterlineGraph
+from autocar.geometry.centerline import CenterlineGraph
 from autocar.net.samples import SampleConfig, make_sample, real_tree_pool
 from autocar.net.train import TrainConfig
 from autocar.synth.trees import left_and_right

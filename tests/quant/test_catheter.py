@@ -11,7 +11,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from autocar.centerline import CenterlineGraph
+from autocar.geometry.centerline import CenterlineGraph
 from autocar.errors import CaseFormatError
 from autocar.geometry import CArmView
 from autocar.quant.catheter import find_catheter, without_nodes

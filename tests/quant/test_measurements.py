@@ -8,7 +8,7 @@ import math
 import numpy as np
 import pytest
 
-from autocar.centerline import CenterlineGraph
+from autocar.geometry.centerline import CenterlineGraph
 from autocar.errors import CaseFormatError, ShapeError, TreeFormatError
 from autocar.geometry import CArmView
 from autocar.quant.measurements import (

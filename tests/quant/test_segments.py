@@ -7,7 +7,7 @@ import math
 import numpy as np
 import pytest
 
-from autocar.centerline import CenterlineGraph
+from autocar.geometry.centerline import CenterlineGraph
 from autocar.errors import TreeFormatError
 from autocar.quant.segments import (
     arc_length,

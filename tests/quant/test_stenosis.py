@@ -7,7 +7,7 @@ import math
 import numpy as np
 import pytest
 
-from autocar.centerline import CenterlineGraph
+from autocar.geometry.centerline import CenterlineGraph
 from autocar.errors import ShapeError, TreeFormatError
 from autocar.quant.segments import split_segments
 from autocar.quant.stenosis import (

@@ -10,7 +10,7 @@ import re
 import numpy as np
 import pytest
 
-from autocar.centerline import CenterlineGraph
+from autocar.geometry.centerline import CenterlineGraph
 from autocar.errors import CaseFormatError, ShapeError
 from autocar.geometry import CArmView
 from autocar.io.results import Reconstruction

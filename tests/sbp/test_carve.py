@@ -9,7 +9,7 @@ import pytest
 from scipy import ndimage
 from scipy.spatial import cKDTree
 
-from autocar.centerline import CenterlineGraph
+from autocar.geometry.centerline import CenterlineGraph
 from autocar.errors import GeometryError, ShapeError
 from autocar.geometry import CArmView
 from autocar.sbp.carve import SBPConfig, SparseHull, _ViewOps, carve, distance_maps

@@ -7,8 +7,8 @@ import pytest
 
 from autocar.errors import CaseFormatError, ShapeError
 from autocar.geometry import CArmView
-from autocar.metrics import centerline_scores
-from autocar.reconstruct import ReconstructConfig, reconstruct_pair
+from autocar.evaluation.metrics import centerline_scores
+from autocar.pipeline.static import ReconstructConfig, reconstruct_pair
 from autocar.sbp.epipolar import (
     AlignConfig,
     _angle_gradient,
@@ -181,8 +181,8 @@ def test_case_reconstructions_record_the_warp_of_view_b():
     # reconstruction warp B back, say so per frame, and beat the unaligned result.
     import dataclasses
 
-    from autocar.dynamic.pipeline import reconstruct_dynamic
-    from autocar.reconstruct import reconstruct_case
+    from autocar.pipeline.dynamic import reconstruct_dynamic
+    from autocar.pipeline.static import reconstruct_case
 
     sc = synthesize_case(SynthCaseConfig(side="left", frames=2, n_stenoses=0, lag_range=(0.0, 0.0),
                                          view_b_delay_s=(0.0, 0.0)), rng=424243)
@@ -202,7 +202,7 @@ def test_case_reconstructions_record_the_warp_of_view_b():
             assert (apply_view_warp(c, warp) - c) @ across == pytest.approx(5.0, abs=0.8)
     assert all("view_warp_px" not in e for e in off.frame_extra)
     # evaluate scores reprojection against the warped mask the result was made from.
-    from autocar.evaluate import evaluate_reconstruction
+    from autocar.evaluation.evaluate import evaluate_reconstruction
 
     scored = evaluate_reconstruction(rec, case=case)["frames"][0]
     unwarped = evaluate_reconstruction(dataclasses.replace(rec, frame_extra=None), case=case)["frames"][0]

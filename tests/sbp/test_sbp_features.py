@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 import torch
 
-from autocar.centerline import CenterlineGraph
+from autocar.geometry.centerline import CenterlineGraph
 from autocar.errors import ShapeError
 from autocar.geometry import CArmView
 from autocar.sbp.carve import SBPConfig, carve, distance_maps

@@ -23,7 +23,8 @@ from autocar.seg2d.data import (
 from autocar.seg2d.segment import load_model
 from autocar.seg2d.train import resolve_dca1_training, train_seg2d
 from autocar.seg2d.unet import UNetConfig
-from autocar.synth.render import render_angiogram, render_mask
+from autocar.synth.angiogram import render_angiogram
+from autocar.synth.render import render_mask
 from autocar.synth.trees import generate_tree
 
 SMALL = SynthConfig(size=96)

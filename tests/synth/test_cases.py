@@ -5,7 +5,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from autocar.centerline import CenterlineGraph
+from autocar.geometry.centerline import CenterlineGraph
 from autocar.io.case import read_case
 from autocar.io.results import read_ground_truth
 from autocar.synth.cases import (

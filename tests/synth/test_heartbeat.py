@@ -8,7 +8,7 @@ import math
 import numpy as np
 import pytest
 
-from autocar.centerline import CenterlineGraph
+from autocar.geometry.centerline import CenterlineGraph
 from autocar.errors import GeometryError, ShapeError
 from autocar.synth.heartbeat import HeartbeatModel, cardiac_activation, periodic_scaling
 

@@ -6,14 +6,10 @@ import cv2
 import numpy as np
 import pytest
 
-from autocar.centerline import CenterlineGraph
+from autocar.geometry.centerline import CenterlineGraph
 from autocar.geometry import CArmView
-from autocar.synth.render import (
-    ostium_node,
-    render_angiogram,
-    render_mask,
-    render_thickness,
-)
+from autocar.synth.angiogram import ostium_node, render_angiogram
+from autocar.synth.render import render_mask, render_thickness
 
 # AP 0/0: rays run along +-y, rows along -z, columns along +x.
 VIEW = CArmView(0.0, 0.0, 1000.0, 750.0, (0.3, 0.3), 128, 128)

@@ -5,7 +5,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from autocar.centerline import CenterlineGraph
+from autocar.geometry.centerline import CenterlineGraph
 from autocar.synth.cases import SynthCaseConfig, synthesize_case
 from autocar.synth.trees import TYPICAL_LONG_AXIS, generate_tree, tree_from_graph
 

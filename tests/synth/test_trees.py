@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 
 from autocar.errors import GeometryError
-from autocar.synth.render import ostium_node
+from autocar.synth.angiogram import ostium_node
 from autocar.synth.trees import (
     FIT_CUBE_MM,
     LEFT_VESSELS,

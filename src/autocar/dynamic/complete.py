@@ -1,7 +1,7 @@
 """Complete the tracked tree with what other frames reconstructed and the reference lost.
 
 The dynamic reconstruction takes its topology from one reference frame
-(:mod:`autocar.dynamic.pipeline`, step 3). Each static frame loses different
+(:mod:`autocar.pipeline.dynamic`, step 3). Each static frame loses different
 pieces: the network's occupancy dips where a vessel runs along a ray or
 overlaps another one, and these places move with the heart. A piece the
 reference frame lost is then missing in every frame, however clearly the
@@ -48,12 +48,13 @@ import numpy as np
 from scipy.cluster.hierarchy import DisjointSet
 from scipy.spatial import cKDTree
 
-from autocar.centerline import CenterlineGraph
+from autocar.geometry.centerline import CenterlineGraph
 from autocar.dynamic.track import TrackResult
 from autocar.errors import ShapeError
 from autocar.geometry import CArmView
 from autocar.graph.bridge import bridge_gaps
-from autocar.graph.prune import _edges_of, _subgraph, complete_from_hull
+from autocar.graph.paths import edges_of, subgraph
+from autocar.graph.prune import complete_from_hull
 
 __all__ = ["complete_from_frames", "drop_unsupported_branches", "fill_gaps", "invert_deformation"]
 
@@ -148,8 +149,8 @@ def drop_unsupported_branches(
             drop.append(b)
     if not drop or len(drop) == len(branches):
         return track, rest, 0
-    stays = ~_edges_of(rest, drop)
-    reduced = _subgraph(rest, stays)  # (nodes left without an edge go)
+    stays = ~edges_of(rest, drop)
+    reduced = subgraph(rest, stays)  # (nodes left without an edge go)
     keep = np.unique(rest.edges[stays])
     graphs = [reduced.with_nodes(g.nodes[keep], g.radii[keep]) for g in track.graphs]
     out = TrackResult(graphs=graphs, reference=track.reference, deformation=track.deformation,

@@ -72,7 +72,7 @@ from typing import Any
 import numpy as np
 import torch
 
-from autocar.centerline import CenterlineGraph
+from autocar.geometry.centerline import CenterlineGraph
 from autocar.errors import GeometryError, ShapeError
 
 __all__ = ["DeformationGraph", "FitResult", "Skinning"]

@@ -1,7 +1,7 @@
 """Multi-frame position fusion: every frame pair's static tree votes on where each node is.
 
 The dynamic reconstruction takes its nodes from one reference frame's static
-tree (:mod:`autocar.dynamic.pipeline`) and moves them to every frame with the
+tree (:mod:`autocar.pipeline.dynamic`) and moves them to every frame with the
 tracked deformation (:mod:`autocar.dynamic.track`). The reference's errors
 that the tracking cannot see are carried to every frame: a vessel placed
 1-3 mm off in depth still projects onto both views' masks, so the 2D matching
@@ -40,7 +40,7 @@ from dataclasses import dataclass
 import numpy as np
 from scipy.spatial import cKDTree
 
-from autocar.centerline import CenterlineGraph
+from autocar.geometry.centerline import CenterlineGraph
 from autocar.errors import ShapeError
 
 __all__ = ["FuseConfig", "FusionResult", "fuse_positions", "vote_corrections"]

@@ -40,7 +40,7 @@ import numpy as np
 import torch
 from skimage.morphology import skeletonize
 
-from autocar.centerline import CenterlineGraph
+from autocar.geometry.centerline import CenterlineGraph
 from autocar.dynamic.deformation import DeformationGraph
 from autocar.dynamic.flow import flow_targets
 from autocar.dynamic.matching import match_graph

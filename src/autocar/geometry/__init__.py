@@ -1,4 +1,6 @@
-"""C-arm geometry (shared/GEOMETRY.md): the only place angle signs live."""
+"""3D geometry, the bottom layer: the C-arm view (docs/geometry.md; the only place angle
+signs live), the centre-line graph type (``centerline``) and centre lines of 3D volumes
+(``volume_graph``)."""
 
 from autocar.geometry.carm import (
     CArmView,

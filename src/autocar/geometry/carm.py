@@ -32,6 +32,7 @@ __all__ = [
     "rotation_z",
     "angles_from_direction",
     "view_axes",
+    "finite_number",
 ]
 
 
@@ -86,7 +87,8 @@ def angles_from_direction(direction: np.ndarray) -> tuple[float, float]:
     return alpha, beta
 
 
-def _finite(name: str, value: Any) -> float:
+def finite_number(name: str, value: Any) -> float:
+    """``value`` as a float; GeometryError naming ``name`` when it is not a finite number."""
     try:
         x = float(value)
     except (TypeError, ValueError):
@@ -132,10 +134,10 @@ class CArmView:
     _axes: np.ndarray = field(init=False, repr=False, compare=False)
 
     def __post_init__(self) -> None:
-        primary = _finite("primary_deg", self.primary_deg)
-        secondary = _finite("secondary_deg", self.secondary_deg)
-        sid = _finite("sid_mm", self.sid_mm)
-        sod = _finite("sod_mm", self.sod_mm)
+        primary = finite_number("primary_deg", self.primary_deg)
+        secondary = finite_number("secondary_deg", self.secondary_deg)
+        sid = finite_number("sid_mm", self.sid_mm)
+        sod = finite_number("sod_mm", self.sod_mm)
         if not -180.0 <= primary <= 180.0:
             raise GeometryError(f"primary_deg must be in [-180, 180], got {primary}")
         if not -90.0 <= secondary <= 90.0:
@@ -153,7 +155,7 @@ class CArmView:
             sp = (self.spacing_mm, self.spacing_mm)  # type: ignore[assignment]
         if len(sp) != 2:
             raise GeometryError(f"spacing_mm must be (row, column), got {self.spacing_mm!r}")
-        sr, sc = _finite("spacing_mm[0]", sp[0]), _finite("spacing_mm[1]", sp[1])
+        sr, sc = finite_number("spacing_mm[0]", sp[0]), finite_number("spacing_mm[1]", sp[1])
         if sr <= 0.0 or sc <= 0.0:
             raise GeometryError(f"spacing_mm must be > 0, got {(sr, sc)}")
         for name in ("rows", "columns"):

@@ -35,7 +35,7 @@ from scipy import ndimage
 from scipy.cluster.hierarchy import DisjointSet
 from scipy.spatial import cKDTree
 
-from autocar.centerline import CenterlineGraph
+from autocar.geometry.centerline import CenterlineGraph
 from autocar.geometry import CArmView, masks_for_views
 
 __all__ = ["bridge_gaps"]

@@ -8,7 +8,7 @@ Steps:
    dropped: leftover ghosts of the two-view hull are small and isolated,
    real vessels are long.
 3. The volume is skeletonised into a centre-line graph
-   (:func:`autocar.volume_graph.graph_from_volume`: spur pruning, cycles
+   (:func:`autocar.geometry.volume_graph.graph_from_volume`: spur pruning, cycles
    broken, node spacing <= 1 mm).
 4. Radii are measured in 2D, where the images have their full resolution:
    for each view the distance from the projected node to the nearest
@@ -27,10 +27,10 @@ from typing import Sequence
 import numpy as np
 from scipy import ndimage
 
-from autocar.centerline import CenterlineGraph
+from autocar.geometry.centerline import CenterlineGraph
 from autocar.geometry import CArmView
 from autocar.sbp.carve import SparseHull
-from autocar.volume_graph import graph_from_volume
+from autocar.geometry.volume_graph import graph_from_volume
 
 __all__ = ["occupied_volume", "extract_graph", "radii_from_masks", "EMPTY_GRAPH"]
 

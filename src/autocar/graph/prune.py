@@ -28,7 +28,7 @@ that lost their connection to the tree are dropped.
 the network may drop real vessels, and the hull's own centre-line graph has
 them; its branches that explain pixels left unexplained in every view are
 added, and the pruning then removes the ghosts among them. The reconstruction
-(:func:`autocar.reconstruct.reconstruct_pair`) completes from the hull graph
+(:func:`autocar.pipeline.static.reconstruct_pair`) completes from the hull graph
 after pruning it on its own, which adds fewer ghosts.
 
 The defaults (``max_unique_share`` 0.25, ``tolerance_px`` 2, ``min_new_share``
@@ -52,8 +52,9 @@ import numpy as np
 from scipy.spatial import cKDTree
 from skimage.morphology import skeletonize
 
-from autocar.centerline import CenterlineGraph
+from autocar.geometry.centerline import CenterlineGraph
 from autocar.geometry import CArmView, masks_for_views
+from autocar.graph.paths import densify, edges_of, join_graphs, path_length, subgraph
 
 if TYPE_CHECKING:
     from autocar.graph.ghost_score import GhostScorer
@@ -93,20 +94,6 @@ class PruneReport:
     removed_length_mm: float
 
 
-def _densify(nodes: np.ndarray, radii: np.ndarray, path: np.ndarray, step_mm: float, trim_mm: float):
-    p = nodes[path]
-    r = radii[path]
-    seg = np.linalg.norm(np.diff(p, axis=0), axis=1)
-    s = np.concatenate([[0.0], np.cumsum(seg)])
-    total = float(s[-1])
-    if total <= 0:
-        return p[:1], r[:1]
-    lo, hi = min(trim_mm, total / 2), max(total - trim_mm, total / 2)
-    t = np.arange(lo, hi + 1e-9, step_mm) if hi > lo else np.array([total / 2])
-    pts = np.stack([np.interp(t, s, p[:, k]) for k in range(3)], axis=1)
-    return pts, np.interp(t, s, r)
-
-
 def branch_coverage(
     graph: CenterlineGraph,
     branches: Sequence[np.ndarray],
@@ -120,7 +107,7 @@ def branch_coverage(
     skeleton pixel list (row-major order of ``skeletonize(mask)``).
     """
     out: list[list[np.ndarray]] = []
-    samples = [_densify(graph.nodes, graph.radii, b, config.step_mm, config.end_trim_mm) for b in branches]
+    samples = [densify(graph.nodes, graph.radii, b, config.step_mm, config.end_trim_mm) for b in branches]
     for mask, view in zip(masks, views):
         sk = np.argwhere(skeletonize(np.asarray(mask, bool)))
         per_branch: list[np.ndarray] = []
@@ -142,29 +129,6 @@ def branch_coverage(
     return out
 
 
-def _path_length(graph: CenterlineGraph, path: np.ndarray) -> float:
-    return float(np.linalg.norm(np.diff(graph.nodes[path], axis=0), axis=1).sum())
-
-
-def _edges_of(graph: CenterlineGraph, paths: Sequence[np.ndarray]) -> np.ndarray:
-    """(E,) bool: the edges of ``graph`` that run along any of ``paths`` (node index arrays)."""
-    eid = {(min(i, j), max(i, j)): e for e, (i, j) in enumerate(graph.edges.tolist())}
-    keep = np.zeros(graph.num_edges, bool)
-    for p in paths:
-        for i, j in zip(p[:-1].tolist(), p[1:].tolist()):
-            keep[eid[(min(i, j), max(i, j))]] = True
-    return keep
-
-
-def _subgraph(graph: CenterlineGraph, keep_edges: np.ndarray) -> CenterlineGraph:
-    edges = graph.edges[keep_edges]
-    used = np.unique(edges)
-    remap = -np.ones(graph.num_nodes, np.int64)
-    remap[used] = np.arange(len(used))
-    labels = None if graph.labels is None else graph.labels[used]
-    return CenterlineGraph(graph.nodes[used], graph.radii[used], remap[edges], labels, graph.label_names)
-
-
 def _drop_small_components(graph: CenterlineGraph, min_mm: float) -> CenterlineGraph:
     if graph.num_nodes == 0 or min_mm <= 0:
         return graph
@@ -172,7 +136,7 @@ def _drop_small_components(graph: CenterlineGraph, min_mm: float) -> CenterlineG
     lengths = np.zeros(comp.max() + 1)
     np.add.at(lengths, comp[graph.edges[:, 0]], graph.edge_lengths())
     keep_node = lengths[comp] >= min_mm
-    return _subgraph(graph, keep_node[graph.edges[:, 0]])
+    return subgraph(graph, keep_node[graph.edges[:, 0]])
 
 
 def _radius_mismatch(spread_log: np.ndarray, branches: Sequence[np.ndarray]) -> np.ndarray:
@@ -262,7 +226,7 @@ def prune_redundant_branches(
         if scorer is not None:
             order_key = scorer.ghost_probability(feats)  # most likely ghost first
     sure_ghost = (order_key > config.max_ghost_probability) if scorer is not None else np.zeros(nb, bool)
-    lengths = np.array([_path_length(graph, b) for b in branches])
+    lengths = np.array([path_length(graph, b) for b in branches])
     # Per view, which branch covers each (pixel, branch) pair: the branches whose share a
     # removal can change are those covering one of the removed branch's pixels.
     pair_pixel = [np.concatenate(per) if nb else np.zeros(0, np.int64) for per in cover]
@@ -287,28 +251,9 @@ def prune_redundant_branches(
                 share[o] = unique_share(o)
     if alive.all():
         return graph, PruneReport(nb, 0, 0.0)
-    kept = _subgraph(graph, _edges_of(graph, [branches[b] for b in np.flatnonzero(alive)]))
+    kept = subgraph(graph, edges_of(graph, [branches[b] for b in np.flatnonzero(alive)]))
     pruned = _drop_small_components(kept, config.min_component_mm)
     return pruned, PruneReport(nb, int((~alive).sum()), float(lengths[~alive].sum()))
-
-
-def _join(base: CenterlineGraph, extra: CenterlineGraph, join_mm: float) -> CenterlineGraph:
-    """Union of two graphs; every end node of ``extra`` within ``join_mm`` of a node of ``base``
-    gets an edge to the nearest one (so added branches hang on the tree instead of floating)."""
-    if base.num_nodes == 0:
-        return extra
-    if extra.num_nodes == 0:
-        return base
-    nodes = np.vstack([base.nodes, extra.nodes])
-    radii = np.concatenate([base.radii, extra.radii])
-    edges = [base.edges, extra.edges + base.num_nodes]
-    ends = np.flatnonzero(extra.degrees() <= 1)
-    if len(ends) and join_mm > 0:
-        d, j = cKDTree(base.nodes).query(extra.nodes[ends])
-        near = d <= join_mm
-        if near.any():
-            edges.append(np.stack([j[near], ends[near] + base.num_nodes], axis=1))
-    return CenterlineGraph(nodes, radii, np.vstack(edges))
 
 
 def complete_from_hull(
@@ -344,7 +289,7 @@ def complete_from_hull(
         covered = [np.zeros(0, np.int64) for _ in views]
     take = []
     for k, b in enumerate(hb):
-        if _path_length(hull_graph, b) < min_branch_mm:
+        if path_length(hull_graph, b) < min_branch_mm:
             continue
         ok = True
         for v in range(len(views)):
@@ -356,6 +301,6 @@ def complete_from_hull(
             take.append(k)
     if not take:
         return graph, 0
-    added = _subgraph(hull_graph, _edges_of(hull_graph, [hb[k] for k in take]))
-    return _join(graph, added, join_mm), len(take)
+    added = subgraph(hull_graph, edges_of(hull_graph, [hb[k] for k in take]))
+    return join_graphs(graph, added, join_mm), len(take)
 

@@ -43,7 +43,7 @@ import scipy.sparse as sparse
 from scipy import ndimage
 from scipy.sparse.linalg import spsolve
 
-from autocar.centerline import CenterlineGraph
+from autocar.geometry.centerline import CenterlineGraph
 from autocar.geometry import CArmView, masks_for_views
 from autocar.graph.extract import radii_from_masks
 

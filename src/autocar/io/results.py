@@ -30,7 +30,7 @@ from typing import Any
 
 import numpy as np
 
-from autocar.centerline import CenterlineGraph
+from autocar.geometry.centerline import CenterlineGraph
 from autocar.errors import CaseFormatError, ShapeError, TreeFormatError
 from autocar.io.atomic import atomic_write_text, to_json_text
 from autocar.io.case import read_json_file

@@ -19,7 +19,7 @@ from typing import Any
 
 import numpy as np
 
-from autocar.centerline import CenterlineGraph
+from autocar.geometry.centerline import CenterlineGraph
 from autocar.geometry import CArmView
 from autocar.net.targets import tube_targets
 from autocar.sbp.carve import SBPConfig, SparseHull, carve, distance_maps

@@ -19,7 +19,7 @@ from __future__ import annotations
 import numpy as np
 from scipy.spatial import cKDTree
 
-from autocar.centerline import CenterlineGraph
+from autocar.geometry.centerline import CenterlineGraph
 from autocar.errors import ShapeError
 
 __all__ = ["tube_targets", "centerline_distance"]

@@ -44,8 +44,8 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from autocar.centerline import CenterlineGraph
-from autocar.graph.prune import _path_length
+from autocar.geometry.centerline import CenterlineGraph
+from autocar.graph.paths import path_length
 
 __all__ = ["Catheter", "find_catheter", "without_nodes"]
 
@@ -161,7 +161,7 @@ def _without_spurs(graph: CenterlineGraph, max_mm: float) -> tuple[CenterlineGra
             b = b[::-1]
         if not (deg[b[0]] == 1 and deg[b[-1]] >= 3):
             continue
-        if _path_length(graph, b) < max_mm:
+        if path_length(graph, b) < max_mm:
             stubs.append((int(b[-1]), [int(n) for n in b[:-1]]))
     if not stubs:
         return graph, []

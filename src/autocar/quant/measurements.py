@@ -46,7 +46,7 @@ from typing import Any, Sequence
 
 import numpy as np
 
-from autocar.centerline import CenterlineGraph
+from autocar.geometry.centerline import CenterlineGraph
 from autocar.errors import CaseFormatError, ShapeError
 from autocar.geometry import CArmView
 from autocar.io.atomic import atomic_write_json

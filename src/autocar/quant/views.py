@@ -46,12 +46,12 @@ import numpy as np
 from scipy.sparse import coo_matrix
 from scipy.sparse.csgraph import dijkstra
 
-from autocar.centerline import CenterlineGraph
+from autocar.geometry.centerline import CenterlineGraph
 from autocar.errors import GeometryError, ShapeError, TreeFormatError
 from autocar.geometry import CArmView, view_axes
 from autocar.quant.segments import (
     VesselTree,
-    _check_points,
+    check_points,
     arc_length,
     smooth_polyline,
     thin_by_arc,
@@ -123,7 +123,7 @@ class OptimalView:
 
 # ------------------------------------------------------------ single view
 def _points(points: np.ndarray, name: str = "points") -> np.ndarray:
-    return _check_points(points, name)
+    return check_points(points, name)
 
 
 def _polyline_length(xy: np.ndarray) -> np.ndarray:

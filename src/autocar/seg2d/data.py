@@ -8,7 +8,7 @@ Two sources, mixed by :mod:`autocar.seg2d.train`:
   rendered at ``SynthConfig.size`` px with the pixel spacing enlarged
   1-2x (real frames are often zoomed crops: vessels of the DCA1 images
   are 4-9 px wide, those of a 512-px synthetic frame 7-11 px), an
-  angiogram by :func:`autocar.synth.render.render_angiogram` with random
+  angiogram by :func:`autocar.synth.angiogram.render_angiogram` with random
   contrast (faint vessels), catheter, collimator and wires, labelled by
   :func:`autocar.synth.render.render_mask` (the catheter and wires are not
   vessels);
@@ -42,7 +42,8 @@ from autocar.errors import AutocarError
 from autocar.geometry import CArmView
 from autocar.seg2d.image import normalise_image
 from autocar.synth.poses import PoseDistribution
-from autocar.synth.render import render_angiogram, render_mask
+from autocar.synth.angiogram import render_angiogram
+from autocar.synth.render import render_mask
 from autocar.synth.trees import generate_tree
 
 __all__ = [

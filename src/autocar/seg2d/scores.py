@@ -8,7 +8,7 @@
   ``Tprec = |S(P) & T| / |S(P)|`` and sensitivity
   ``Tsens = |S(T) & P| / |S(T)|``, clDice is their harmonic mean.
 
-(:func:`autocar.metrics.cl_dice` is the 3D version on centre-line graphs;
+(:func:`autocar.evaluation.metrics.cl_dice` is the 3D version on centre-line graphs;
 these work on (H, W) pixel masks.)
 """
 

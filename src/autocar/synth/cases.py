@@ -17,13 +17,14 @@ from typing import Literal
 
 import numpy as np
 
-from autocar.centerline import CenterlineGraph
+from autocar.geometry.centerline import CenterlineGraph
 from autocar.geometry import CArmView
 from autocar.io.case import Case, CaseView, write_case
 from autocar.io.results import Reconstruction, write_ground_truth
 from autocar.synth.heartbeat import HeartbeatModel
 from autocar.synth.poses import PoseDistribution
-from autocar.synth.render import render_angiogram, render_mask
+from autocar.synth.angiogram import render_angiogram
+from autocar.synth.render import render_mask
 from autocar.synth.trees import Stenosis, SynthTree, generate_tree
 
 __all__ = ["SynthCaseConfig", "SynthCase", "synthesize_case", "write_synth_case"]

@@ -63,9 +63,9 @@ from typing import Any
 
 import numpy as np
 
-from autocar.centerline import CenterlineGraph
+from autocar.geometry.centerline import CenterlineGraph
 from autocar.errors import GeometryError, ShapeError
-from autocar.geometry.carm import _finite
+from autocar.geometry.carm import finite_number
 
 __all__ = ["HeartbeatModel", "cardiac_activation", "periodic_scaling"]
 
@@ -151,7 +151,7 @@ def _vector3(name: str, value: Any) -> np.ndarray:
 
 
 def _scalar(name: str, value: Any, lo: float, hi: float, *, lo_open: bool = False) -> float:
-    x = _finite(name, value)
+    x = finite_number(name, value)
     if (x <= lo if lo_open else x < lo) or x > hi:
         left = "(" if lo_open else "["
         raise GeometryError(f"{name} must be in {left}{lo}, {hi}], got {x}")

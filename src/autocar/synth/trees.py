@@ -37,7 +37,7 @@ from typing import Literal
 
 import numpy as np
 
-from autocar.centerline import CenterlineGraph
+from autocar.geometry.centerline import CenterlineGraph
 from autocar.errors import GeometryError
 
 __all__ = ["Stenosis", "SynthTree", "generate_tree", "tree_from_graph", "left_and_right", "LEFT_VESSELS", "RIGHT_VESSELS", "FIT_CUBE_MM"]

@@ -26,7 +26,7 @@ from dataclasses import asdict, dataclass
 import numpy as np
 from scipy.spatial import cKDTree
 
-from autocar.centerline import CenterlineGraph
+from autocar.geometry.centerline import CenterlineGraph
 from autocar.errors import ShapeError
 from autocar.net.targets import tube_targets
 

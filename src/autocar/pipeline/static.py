@@ -17,7 +17,7 @@ from typing import TYPE_CHECKING, Sequence
 import numpy as np
 import torch
 
-from autocar.centerline import CenterlineGraph
+from autocar.geometry.centerline import CenterlineGraph
 from autocar.errors import CaseFormatError, ShapeError
 from autocar.geometry import CArmView, masks_for_views
 from autocar.graph.extract import EMPTY_GRAPH, extract_graph
@@ -70,7 +70,7 @@ class ReconstructConfig:
         is then consistent with view A's geometry and with view B warped by
         :attr:`FrameResult.view_warp`. True / False: always / never. None (default):
         frame pairs reconstructed on their own are aligned, dynamic reconstructions
-        (:func:`autocar.dynamic.pipeline.reconstruct_dynamic`) are not. Measured
+        (:func:`autocar.pipeline.dynamic.reconstruct_dynamic`) are not. Measured
         (``benchmarks/bench_reconstruct.py``, method ``network-unaligned``): on 10 held-out
         weakly synchronised pairs F1 @1 mm 0.677 -> 0.711; synchronised, turned and real CT
         pairs are almost never warped (0.805 -> 0.803, 0.657, 0.498 -> 0.496). Dynamic runs
@@ -334,7 +334,7 @@ def write_result(rec: Reconstruction, out: str | Path, *, mesh_sections: int = 1
     """
     from autocar.io.atomic import atomic_directory
     from autocar.io.results import write_reconstruction
-    from autocar.tubes import tube_mesh, write_ply
+    from autocar.io.meshes import tube_mesh, write_ply
 
     out = Path(out)
     with atomic_directory(out, overwrite=overwrite) as tmp:

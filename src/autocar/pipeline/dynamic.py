@@ -10,7 +10,7 @@ Steps (METHOD.md section 4, CASE_FORMAT v1 "Dynamic reconstructions"):
    exact phase from the two B frames that bracket it (dense-flow
    interpolation, :func:`autocar.dynamic.lag.compensate_lag`; a frame with no
    bracket keeps its paired B frame and its lag).
-2. Reconstruct every frame pair statically (:func:`autocar.reconstruct.reconstruct_pair`),
+2. Reconstruct every frame pair statically (:func:`autocar.pipeline.static.reconstruct_pair`),
    by default with its own epipolar alignment of view B (``frame_alignment``; the warped B
    masks are then used by every later step); with ``ReconstructConfig(align_views=True)``
    instead one warp for the sequence (:func:`sequence_alignment`), with ``False`` none.
@@ -45,7 +45,7 @@ from typing import Any
 
 import numpy as np
 
-from autocar.centerline import CenterlineGraph
+from autocar.geometry.centerline import CenterlineGraph
 from autocar.dynamic.complete import complete_from_frames, drop_unsupported_branches
 from autocar.dynamic.contrast import contrast_frames
 from autocar.dynamic.fuse import FuseConfig, fuse_positions
@@ -56,8 +56,8 @@ from autocar.errors import CaseFormatError
 from autocar.graph.extract import radii_from_masks
 from autocar.io.case import Case
 from autocar.io.results import Reconstruction
-from autocar.metrics import reprojection_scores
-from autocar.reconstruct import (
+from autocar.evaluation.metrics import reprojection_scores
+from autocar.pipeline.static import (
     FrameResult,
     ReconstructConfig,
     default_model,
@@ -211,7 +211,7 @@ def reconstruct_dynamic(
     0.764 -> 0.799 synthetic, 0.575 -> 0.631 real CT trees; ``bench_pipeline``
     masks 0.651 -> 0.761); on the shipped U-Net's masks of grey images it
     does not (0.642 -> 0.633 F1 and 7 -> 12 false stenoses), so
-    :func:`autocar.workflow.run` turns it off for masks it segmented. A case
+    :func:`autocar.pipeline.workflow.run` turns it off for masks it segmented. A case
     whose frames are all empty after the static step returns the static
     (empty) frames.
     """
@@ -355,7 +355,7 @@ def deformed_meshes(result: DynamicResult, *, sections: int = 12) -> list[Any]:
     """
     import trimesh
 
-    from autocar.tubes import tube_mesh
+    from autocar.io.meshes import tube_mesh
 
     track = result.track
     if track is None:

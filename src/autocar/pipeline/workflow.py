@@ -8,8 +8,8 @@ CASE_FORMAT v1 case folder of kind ``mask`` or ``image``. Steps:
 2. Segment grey-level angiograms into vessel masks (:func:`segment_case`):
    the shipped 2D U-Net (default) or the Frangi baseline.
 3. Reconstruct: dynamic over the heartbeat (one topology) when there are two
-   or more frame pairs, else static (:mod:`autocar.dynamic.pipeline`,
-   :mod:`autocar.reconstruct`).
+   or more frame pairs, else static (:mod:`autocar.pipeline.dynamic`,
+   :mod:`autocar.pipeline.static`).
 4. Measure on the reference frame (:mod:`autocar.quant`): segments,
    foreshortening, diameters, stenoses, optimal views.
 5. Write, all or nothing (a temporary folder renamed at the end):
@@ -28,7 +28,7 @@ import numpy as np
 
 from autocar.errors import CaseFormatError
 from autocar.io.case import Case, CaseView
-from autocar.reconstruct import ReconstructConfig
+from autocar.pipeline.static import ReconstructConfig
 
 __all__ = ["RunOptions", "RunSummary", "load_input", "segment_case", "run", "rewrite_report"]
 
@@ -58,7 +58,7 @@ class RunOptions:
         its epipolar lines before the static step and the tracking. None
         (default): on for mask input, off for masks segmented here from
         angiograms (where it lost F1 and added false stenoses, see
-        :func:`autocar.dynamic.pipeline.reconstruct_dynamic`).
+        :func:`autocar.pipeline.dynamic.reconstruct_dynamic`).
     frame_rate_hz : frame rate of runs that carry neither frame times nor
         cardiac phases (frames then taken as evenly spaced at this rate, so the
         phase can be estimated); runs with frame times keep them.
@@ -243,7 +243,7 @@ def run(
     """
     from autocar.io.atomic import atomic_directory
     from autocar.io.results import write_reconstruction
-    from autocar.tubes import tube_mesh, write_ply
+    from autocar.io.meshes import tube_mesh, write_ply
 
     out = Path(out)
     if out.exists() and not overwrite:
@@ -268,14 +268,14 @@ def run(
     if options.method == "hull-skeleton":
         config = config.raw_hull()
     if use_network and model is None:
-        from autocar.reconstruct import default_model
+        from autocar.pipeline.static import default_model
 
         model = default_model()
     t0 = time.perf_counter()
     meshes = None
     reference = 0
     if options.static or n_pairs < 2:
-        from autocar.reconstruct import reconstruct_case
+        from autocar.pipeline.static import reconstruct_case
 
         rec, results = reconstruct_case(mask_case, model, config, frames=options.frames, use_network=use_network,
                                         progress=progress)
@@ -285,7 +285,7 @@ def run(
         reference = 0 if results[0].graph.num_nodes else int(np.argmax(lengths))
     else:
         from autocar.dynamic.fuse import FuseConfig
-        from autocar.dynamic.pipeline import deformed_meshes, reconstruct_dynamic
+        from autocar.pipeline.dynamic import deformed_meshes, reconstruct_dynamic
 
         dyn = reconstruct_dynamic(mask_case, model, config, frames=options.frames, use_network=use_network,
                                   progress=progress, lag_compensation=options.lag_compensation,
@@ -343,7 +343,7 @@ def run(
                          title=f"autocar: {Path(path).name}")
             files.append(REPORT_FILE)
         if options.snapshot and graph.num_nodes:
-            from autocar.snapshot import write_snapshot
+            from autocar.report.snapshot import write_snapshot
 
             write_snapshot(graph, tmp / SNAPSHOT_FILE)
             files.append(SNAPSHOT_FILE)

@@ -14,7 +14,7 @@ from typing import Sequence
 
 import numpy as np
 
-from autocar.centerline import CenterlineGraph
+from autocar.geometry.centerline import CenterlineGraph
 from autocar.errors import TreeFormatError
 from autocar.geometry import CArmView
 

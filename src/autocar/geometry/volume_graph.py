@@ -25,7 +25,7 @@ from typing import Sequence
 
 import numpy as np
 
-from autocar.centerline import CenterlineGraph
+from autocar.geometry.centerline import CenterlineGraph
 from autocar.errors import ShapeError
 
 __all__ = ["graph_from_volume", "voxel_affine"]

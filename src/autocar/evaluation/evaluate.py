@@ -1,7 +1,7 @@
 """Score a reconstruction against 3D ground truth and/or against its input masks.
 
 ``evaluate_reconstruction(rec, truth=..., case=...)`` returns a JSON-ready
-report: per frame the centre-line scores (:func:`autocar.metrics.centerline_scores`)
+report: per frame the centre-line scores (:func:`autocar.evaluation.metrics.centerline_scores`)
 clDice and voxel Dice (0.5 mm grid) against the true tree of that frame, and per view the
 reprojection Dice/precision/recall of the predicted tubes against the
 input mask (useful on real cases, which have no 3D truth; a view the epipolar
@@ -20,7 +20,7 @@ import numpy as np
 from autocar.errors import CaseFormatError
 from autocar.io.case import Case
 from autocar.io.results import Reconstruction
-from autocar.metrics import centerline_scores, cl_dice, reprojection_scores, voxel_dice
+from autocar.evaluation.metrics import centerline_scores, cl_dice, reprojection_scores, voxel_dice
 from autocar.sbp.epipolar import frame_view_warps, warp_mask
 
 __all__ = ["evaluate_reconstruction", "summarise"]
