@@ -30,3 +30,7 @@ class DicomGeometryError(AutocarError):
 
 class TreeFormatError(AutocarError):
     """A vessel tree (graph, mesh, label volume) cannot be read or is invalid."""
+
+
+class OutputError(AutocarError):
+    """The result cannot be written where it was asked for (no such folder, no permission)."""

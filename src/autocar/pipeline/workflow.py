@@ -19,6 +19,7 @@ CASE_FORMAT v1 case folder of kind ``mask`` or ``image``. Steps:
 
 from __future__ import annotations
 
+import os
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -211,6 +212,45 @@ def _pairing_line(rec: Any) -> str:
     return f"frame pairs by {info.get('source')}: {rec.extra.get('frame_pairs')}{note}"
 
 
+MAX_VESSEL_SHARE = 0.5
+"""A vessel mask in which more than this share of the image is vessel is refused (an inverted
+mask or not a mask: coronary vessels cover a few percent of an angiogram)."""
+
+
+def check_vessel_masks(case: Case, source: str, origin: str = "mask") -> None:
+    """CaseFormatError naming the view and frame of a mask that is mostly vessel (see MAX_VESSEL_SHARE)."""
+    for cv in case.views[:2]:
+        frames = np.asarray(cv.frames)
+        if frames.ndim != 3 or not len(frames):
+            continue
+        share = frames.reshape(len(frames), -1).astype(bool).mean(axis=1)
+        bad = np.flatnonzero(share > MAX_VESSEL_SHARE)
+        if len(bad):
+            k = int(bad[0])
+            what = ("the segmentation of its angiogram" if origin == "segmented" else "its vessel mask")
+            raise CaseFormatError(
+                f"{source}: view {cv.name} frame {k}: {100 * share[k]:.0f} % of {what} is vessel; a vessel mask has "
+                "vessels > 0 on a background of 0 (is it inverted, or not a mask?)")
+
+
+def check_writable(out: Path) -> None:
+    """OutputError when the result folder ``out`` cannot be created where it is asked for.
+
+    Checked before any work: the parent folder is created if needed and a temporary folder is
+    made and removed in it, as the atomic writer will do at the end."""
+    import tempfile
+
+    from autocar.errors import OutputError
+
+    parent = Path(out).absolute().parent
+    try:
+        parent.mkdir(parents=True, exist_ok=True)
+        probe = tempfile.mkdtemp(prefix=f".{Path(out).name}.probe-", dir=parent)
+        os.rmdir(probe)
+    except OSError as exc:
+        raise OutputError(f"{out}: cannot write the result there ({exc.strerror or exc})") from None
+
+
 def with_frame_rate(case: Case, frame_rate_hz: float) -> Case:
     """``case`` with evenly spaced frame times (ms) at ``frame_rate_hz`` on every view that has neither
     frame times nor cardiac phases (the others unchanged)."""
@@ -248,6 +288,7 @@ def run(
     out = Path(out)
     if out.exists() and not overwrite:
         raise FileExistsError(f"{out} exists; pass overwrite (--overwrite) to replace it")
+    check_writable(out)
     say = log or (lambda s: None)
     seconds: dict[str, float] = {}
     t0 = time.perf_counter()
@@ -259,6 +300,7 @@ def run(
         raise CaseFormatError(f"{source}: a reconstruction needs two views, got {len(case.views)}")
     t0 = time.perf_counter()
     mask_case, images = segment_case(case, options.segmenter, progress=progress)
+    check_vessel_masks(mask_case, source, "segmented" if images else "mask")
     if images:
         seconds["segment"] = time.perf_counter() - t0
     a, b = mask_case.views[0], mask_case.views[1]

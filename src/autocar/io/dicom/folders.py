@@ -61,6 +61,23 @@ def find_xa_files(folder: str | Path) -> list[Path]:
     return found
 
 
+def _other_dicom_files(folder: Path, xa: list[Path]) -> str:
+    """The DICOM files of ``folder`` that are not among ``xa``, each with what it is instead."""
+    pydicom = import_pydicom()
+    out = []
+    for p in sorted(folder.iterdir()):
+        if p in xa or not p.is_file() or not _has_dicm_preamble(p):
+            continue
+        try:
+            ds = pydicom.dcmread(p, stop_before_pixels=True, specific_tags=["SOPClassUID", "Modality"])
+            sop = str(ds.get("SOPClassUID", "") or "")
+            what = pydicom.uid.UID(sop).name if sop else f"Modality {ds.get('Modality', '?')}"
+        except Exception as exc:  # noqa: BLE001 - any reason it cannot be read is worth naming
+            what = f"unreadable: {type(exc).__name__}"
+        out.append(f"{p.name} ({what})")
+    return ", ".join(out)
+
+
 def _stationary_frames(path: Path, seq: XASequence, max_change_deg: float) -> tuple[np.ndarray, CArmView]:
     """Indices of the frames taken at (about) the first frame's pose, and the view for them."""
     n = seq.num_frames
@@ -101,9 +118,11 @@ def case_from_dicom_dir(
         paths = find_xa_files(dicom_dir)
         if len(paths) != 2:
             listed = ", ".join(p.name for p in paths) or "none"
+            others = _other_dicom_files(dicom_dir, paths)
             raise DicomGeometryError(
                 f"{dicom_dir}: expected exactly 2 XA DICOM files (one multi-frame run per view), found "
-                f"{len(paths)}: {listed}; choose two with files=[...]"
+                f"{len(paths)}: {listed}" + (f"; not X-ray angiography: {others}" if others else "")
+                + "; choose two with files=[...]"
             )
     else:
         paths = []
