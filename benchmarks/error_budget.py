@@ -35,6 +35,7 @@ Run (about 2 min for the default 6 + 10 cases on 2 cores):
 
     python benchmarks/error_budget.py
     python benchmarks/error_budget.py --cases 20 --real-cases 10 --json budget.json
+    python benchmarks/error_budget.py --model runs/static_real/model.pt   # other weights
 """
 
 from __future__ import annotations
@@ -127,11 +128,18 @@ def main() -> None:
     ap.add_argument("--cases", type=int, default=6, help="synthetic cases")
     ap.add_argument("--real-cases", type=int, default=10, help="real-tree cases (0: none; at most 10)")
     ap.add_argument("--threads", type=int, default=2)
+    ap.add_argument("--model", type=Path, default=None, help="network weights (model.pt of autocar train); "
+                    "default: the shipped ones")
     ap.add_argument("--json", type=Path, default=None)
     ap.add_argument("--data", type=Path, default=Path(__file__).resolve().parents[2] / "shared" / "data")
     args = ap.parse_args()
     torch.set_num_threads(args.threads)
-    model = default_model()
+    if args.model is not None:
+        from autocar.net.train import load_model
+
+        model = load_model(args.model)
+    else:
+        model = default_model()
     reals = real_trees(args.data) if args.real_cases > 0 else []
     if args.real_cases > 0 and not reals:
         print(f"(no real trees: {args.data / 'asoca-centerlines'} is absent; real class skipped)")

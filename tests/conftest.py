@@ -24,3 +24,14 @@ def shared_data() -> Path:
     if not path.is_dir():
         pytest.skip(f"real data folder {path} is absent (set AUTOCAR_SHARED_DATA)")
     return path
+
+
+@pytest.fixture(autouse=True)
+def restore_torch_threads():
+    """``train``, ``demo`` and ``reconstruct`` set torch's global thread count; put it back for the
+    tests that follow (every test: the in-process command line sets it)."""
+    import torch
+
+    before = torch.get_num_threads()
+    yield
+    torch.set_num_threads(before)

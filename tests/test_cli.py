@@ -265,16 +265,6 @@ def test_poses_fit_without_xa_files(tmp_path):
 
 
 # ------------------------------------------------------- torch threads
-@pytest.fixture
-def restore_torch_threads():
-    """``train`` and ``demo`` set torch's global thread count; put it back for the tests that follow."""
-    import torch
-
-    before = torch.get_num_threads()
-    yield
-    torch.set_num_threads(before)
-
-
 # ------------------------------------------------------------------- demo
 def test_demo_with_two_frames_runs_the_whole_pipeline(tmp_path, restore_torch_threads):
     out = tmp_path / "demo"

@@ -23,7 +23,7 @@ import pytest
 from autocar.io.dicom import write_case_xa
 from autocar.io.images import write_frame
 from autocar.synth.cases import SynthCaseConfig, synthesize_case, write_synth_case
-from test_cli import assert_clean_error, assert_ok, invoke, restore_torch_threads  # noqa: F401  (tests/ is on sys.path)
+from test_cli import assert_clean_error, assert_ok, invoke  # tests/ is on sys.path
 
 
 @pytest.fixture(scope="module")

@@ -182,3 +182,22 @@ def test_frame_rate_gives_times_to_runs_that_have_neither_times_nor_phases():
     for bad in (0.0, -15.0, float("nan"), float("inf")):
         with pytest.raises(ValueError, match="frame rate"):
             RunOptions(frame_rate_hz=bad)
+
+
+@pytest.mark.parametrize("load, cores, expected", [(0.0, 2, 2), (1.2, 2, 1), (0.4, 2, 2), (6.0, 2, 1), (2.6, 8, 5)])
+def test_available_threads_leaves_the_busy_cores(monkeypatch, load, cores, expected):
+    import os
+
+    from autocar.pipeline.workflow import available_threads
+
+    monkeypatch.setattr(os, "getloadavg", lambda: (load, load, load))
+    monkeypatch.setattr(os, "sched_getaffinity", lambda pid: set(range(cores)), raising=False)
+    assert available_threads() == expected
+
+
+@pytest.mark.parametrize("bad", [0, -1, 1.5, True])
+def test_run_options_refuse_bad_thread_counts(bad):
+    from autocar.pipeline.workflow import RunOptions
+
+    with pytest.raises(ValueError, match="threads"):
+        RunOptions(threads=bad)

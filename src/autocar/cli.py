@@ -243,7 +243,8 @@ def reconstruct(
     refine: bool = typer.Option(True, "--refine/--no-refine", help="Last, move each node onto the vessel midline "
                                 "of both views (sub-pixel; see README)."),
     frames: Optional[int] = typer.Option(None, "--frames", min=1, help="Only the first N frame pairs."),
-    threads: int = typer.Option(2, "--threads", min=1),
+    threads: Optional[int] = typer.Option(None, "--threads", min=1, help="Torch threads (default: the cores no "
+                                          "other job keeps busy, so a run beside another job does not oversubscribe)."),
     static: bool = typer.Option(False, "--static", help="Reconstruct every frame pair independently "
                                 "(no tracking: topology may differ between frames)."),
     segmenter: str = typer.Option("unet", "--segmenter", help="For angiograms: unet (shipped 2D U-Net) or frangi."),
@@ -278,7 +279,8 @@ def reconstruct(
             method=method, static=static, frames=frames, segmenter=segmenter, tree=tree,
             pixel_spacing_mm=_spacing(pixel_spacing), report=report, measurements=report, snapshot=report,
             lag_compensation=lag_compensation, fuse=fusion, frame_rate_hz=frame_rate,
-            reconstruct=ReconstructConfig(threshold=threshold, threads=threads,
+            threads=threads,
+            reconstruct=ReconstructConfig(threshold=threshold,
                                           learned_ghost_order=ghost_order == "learned", align_views=align_views,
                                           refine_centerline=refine),
         )
@@ -556,13 +558,14 @@ def demo(
     out: Path = typer.Option(Path("demo-out"), "-o", "--out", help="Folder for the demo outputs."),
     frames: Optional[int] = typer.Option(None, "--frames", min=2, help="Only the first N frame pairs (default: all 6)."),
     segmenter: str = typer.Option("unet", "--segmenter", help="unet (shipped) or frangi (classical baseline)."),
+    threads: Optional[int] = typer.Option(None, "--threads", min=1, help="Torch threads (default: the free cores)."),
 ) -> None:
     """Run the whole pipeline on the bundled synthetic DICOM pair: segment, reconstruct, measure, report."""
     from autocar.pipeline.demo import run_demo
     from autocar.errors import AutocarError
 
     try:
-        run_demo(out, frames=frames, segmenter=segmenter)
+        run_demo(out, frames=frames, segmenter=segmenter, threads=threads)
     except (AutocarError, ValueError, FileNotFoundError, OSError) as exc:
         _fail(exc)
 

@@ -142,6 +142,8 @@ def run_study(study: Study, out_root: str | Path, options: RunOptions, threads: 
     row: dict[str, Any] = {"study": study.name, "input": str(study.input)}
     try:
         opts = options if study.tree is None else replace(options, tree=study.tree)
+        if opts.threads is None:  # the batch shares the cores among its workers
+            opts = replace(opts, threads=max(1, int(threads)))
         summary = run(study.input, Path(out_root) / study.name, opts, overwrite=False, progress=False)
         return _row_from_summary(study, summary, time.perf_counter() - t0)
     except (AutocarError, FileNotFoundError, FileExistsError, ValueError) as exc:

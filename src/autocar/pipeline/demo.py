@@ -114,7 +114,8 @@ def planted_readout(rec: Any, frame: int, position_mm: np.ndarray, *, side: str 
             f"{why}")
 
 
-def run_demo(out: str | Path, *, frames: int | None = None, segmenter: str = "unet") -> Path:
+def run_demo(out: str | Path, *, frames: int | None = None, segmenter: str = "unet",
+             threads: int | None = None) -> Path:
     """Run the demo into ``out`` (result in ``out/result``) and print the summary; returns the result folder."""
     from autocar.evaluation.evaluate import evaluate_reconstruction
     from autocar.io.atomic import atomic_write_json
@@ -129,7 +130,7 @@ def run_demo(out: str | Path, *, frames: int | None = None, segmenter: str = "un
     for name in ("A.dcm", "B.dcm"):
         shutil.copyfile(bundle / name, dicom_dir / name)
     t0 = time.perf_counter()
-    summary = run(dicom_dir, out / "result", RunOptions(frames=frames, segmenter=segmenter, tree="left"),
+    summary = run(dicom_dir, out / "result", RunOptions(frames=frames, segmenter=segmenter, tree="left", threads=threads),
                   overwrite=True, progress=True)
     seconds = time.perf_counter() - t0
     rec = read_reconstruction(summary.out)

@@ -21,7 +21,7 @@ from __future__ import annotations
 
 import os
 import time
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any, Callable
 
@@ -63,6 +63,9 @@ class RunOptions:
     frame_rate_hz : frame rate of runs that carry neither frame times nor
         cardiac phases (frames then taken as evenly spaced at this rate, so the
         phase can be estimated); runs with frame times keep them.
+    threads : torch threads for the whole run (segmentation, network, tracking); None
+        (default): :func:`available_threads`, the cores not already busy, so a run beside
+        another job does not oversubscribe the machine. Overrides ``reconstruct.threads``.
     """
 
     method: str = "network"
@@ -79,8 +82,12 @@ class RunOptions:
     fuse: bool = True
     frame_alignment: bool | None = None
     frame_rate_hz: float | None = None
+    threads: int | None = None
 
     def __post_init__(self) -> None:
+        if self.threads is not None and (isinstance(self.threads, bool) or int(self.threads) != self.threads
+                                         or self.threads < 1):
+            raise ValueError(f"threads must be an integer >= 1, got {self.threads!r}")
         if self.frame_rate_hz is not None and not (np.isfinite(self.frame_rate_hz) and self.frame_rate_hz > 0):
             raise ValueError(f"frame rate must be a finite number of frames per second > 0, got {self.frame_rate_hz}")
         if self.method not in ("network", "hull-graph", "hull-skeleton"):
@@ -109,6 +116,7 @@ class RunSummary:
     pairing: str = ""
     files: list[str] = field(default_factory=list)
     notes: list[str] = field(default_factory=list)
+    threads: int | None = None
 
     def lines(self) -> list[str]:
         """A one-screen text summary."""
@@ -129,7 +137,8 @@ class RunSummary:
                        f"{st['lesion_length_mm']:.1f} mm long, {st['distance_from_ostium_mm']:.0f} mm from the ostium")
         if not self.stenoses and self.segments:
             out.append("  no stenosis above the reporting threshold")
-        out.append("time: " + ", ".join(f"{k} {v:.1f} s" for k, v in self.seconds.items()))
+        out.append("time: " + ", ".join(f"{k} {v:.1f} s" for k, v in self.seconds.items())
+                   + (f" ({self.threads} torch thread{'s' if self.threads != 1 else ''})" if self.threads else ""))
         out.extend(f"note: {n}" for n in self.notes)
         if REPORT_FILE in self.files:
             out.append(f"report: {self.out / REPORT_FILE}")
@@ -233,6 +242,21 @@ def check_vessel_masks(case: Case, source: str, origin: str = "mask") -> None:
                 "vessels > 0 on a background of 0 (is it inverted, or not a mask?)")
 
 
+def available_threads() -> int:
+    """Cores this process may use that no other job is keeping busy: the cores it may run on
+    minus the 1-minute load average, rounded, at least 1.
+
+    Torch's intra-op threads spin-wait for each other: with one more thread than free cores a
+    run slows down many times over (see ``benchmarks/bench_threads.py``), so a run started
+    beside another job takes only the free cores."""
+    cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else (os.cpu_count() or 1)
+    try:
+        busy = os.getloadavg()[0]
+    except (OSError, AttributeError):
+        busy = 0.0
+    return max(1, min(cores, int(cores - busy + 0.5)))
+
+
 def check_writable(out: Path) -> None:
     """OutputError when the result folder ``out`` cannot be created where it is asked for.
 
@@ -289,6 +313,11 @@ def run(
     if out.exists() and not overwrite:
         raise FileExistsError(f"{out} exists; pass overwrite (--overwrite) to replace it")
     check_writable(out)
+    import torch
+
+    threads = options.threads if options.threads is not None else available_threads()
+    torch.set_num_threads(threads)
+    options = replace(options, reconstruct=replace(options.reconstruct, threads=threads))
     say = log or (lambda s: None)
     seconds: dict[str, float] = {}
     t0 = time.perf_counter()
@@ -396,7 +425,7 @@ def run(
         nodes=graph.num_nodes, length_mm=graph.total_length_mm, reference_frame=reference, seconds=seconds,
         stenoses=list(measurements["stenoses"]) if measurements else [],
         segments=list(measurements["segments"]) if measurements else [],
-        motion_mean_mm=motion, files=files, notes=notes, pairing=_pairing_line(rec),
+        motion_mean_mm=motion, files=files, notes=notes, pairing=_pairing_line(rec), threads=threads,
     )
     say("\n".join(summary.lines()))
     return summary
