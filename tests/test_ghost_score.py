@@ -162,6 +162,7 @@ def test_shipped_scorer_loads_and_finds_low_belief_off_ridge_branches_ghostly():
     assert p[1] > p[0]
 
 
+@pytest.mark.slow  # long: runs in CI after the default tests (.ci/run)
 def test_training_command_writes_a_loadable_scorer(tmp_path):
     from typer.testing import CliRunner
 

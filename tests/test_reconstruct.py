@@ -65,6 +65,7 @@ def test_hull_baseline_keeps_the_truth_but_adds_ghosts():
     assert s.precision_1mm < 0.8  # ...and ghosts: why the network exists
 
 
+@pytest.mark.slow  # long: runs in CI after the default tests (.ci/run)
 def test_shipped_network_removes_ghosts_on_held_out_cases():
     # Seeds >= 2,000,000 are never drawn in training (< 1e6) or validation (1e6 + i).
     model = default_model()

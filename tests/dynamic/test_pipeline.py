@@ -103,6 +103,7 @@ def test_image_views_are_refused_with_advice(synth):
         reconstruct_dynamic(Case(views=(img, b), tree="left"), progress=False)
 
 
+@pytest.mark.slow  # long: runs in CI after the default tests (.ci/run)
 @pytest.mark.parametrize("lag", [0.0, 0.10])
 def test_tracking_tolerates_lags_up_to_a_tenth_of_the_cycle(lag):
     synth = synthesize_case(SynthCaseConfig(frames=3, lag_range=(lag, lag), view_b_delay_s=(0.0, 0.0)),
@@ -131,6 +132,7 @@ def test_radii_are_measured_over_all_frames_and_match_the_truth(synth, dynamic):
     assert not np.array_equal(g.radii, dynamic.static[ref].graph.radii)
 
 
+@pytest.mark.slow  # long: runs in CI after the default tests (.ci/run)
 def test_completion_from_other_frames_keeps_the_reference_tree_as_prefix(synth):
     # Without the position fusion (which votes over the completed tree) the reference's nodes keep their
     # tracked positions whether the tree is completed or not; without the per-pair warp nothing is
