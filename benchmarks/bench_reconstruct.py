@@ -178,37 +178,24 @@ LEFT_PAIRS = (((-30.0, -20.0), (45.0, 20.0)), ((-30.0, 25.0), (40.0, -25.0)), ((
 RIGHT_PAIRS = (((45.0, 0.0), (-30.0, 0.0)), ((30.0, 25.0), (-25.0, 0.0)), ((0.0, 30.0), (60.0, 0.0)))
 
 
-def tree_component(tree: CenterlineGraph, label: int) -> CenterlineGraph:
-    comp = tree.components()
-    keep = np.flatnonzero(comp == label)
-    remap = -np.ones(tree.num_nodes, np.int64)
-    remap[keep] = np.arange(len(keep))
-    e = tree.edges[np.all(np.isin(tree.edges, keep), axis=1)]
-    g = CenterlineGraph(tree.nodes[keep], tree.radii[keep], remap[e])
-    lo, hi = g.bounds()
-    return g.with_nodes(g.nodes - (lo + hi) / 2).resampled(0.5)
-
-
 def ct_trees(data: Path) -> list[tuple[str, CenterlineGraph, tuple]]:
     """Real CT coronary trees of ../shared/data, each centred on the isocentre, with its view pairs.
 
-    ASOCA Normal_1 (centre lines, its larger, left tree) and the ImageCAS example label
-    volume (both trees; the left one is the component on the patient's left, +x in LPS).
+    ASOCA Normal_1 (centre lines, its larger tree, the left one) and the ImageCAS example label
+    volume (both trees, the larger first), cut out by :func:`autocar.synth.trees.left_and_right`.
     """
     from autocar.io.trees import load_tree
+    from autocar.synth.trees import left_and_right
 
     out = []
     if (data / "asoca-normal-1" / "Normal_1.vtp").is_file():
-        tree = load_tree(data / "asoca-normal-1" / "Normal_1.vtp").graph
-        out.append(("ASOCA Normal_1 left", tree_component(tree, int(np.bincount(tree.components()).argmax())), LEFT_PAIRS))
+        parts = left_and_right(load_tree(data / "asoca-normal-1" / "Normal_1.vtp").graph)
+        side, tree = max(parts, key=lambda p: p[1].num_nodes)
+        out.append((f"ASOCA Normal_1 {side}", tree, LEFT_PAIRS if side == "left" else RIGHT_PAIRS))
     if (data / "imagecas-label" / "example.label.nii.gz").is_file():
-        tree = load_tree(data / "imagecas-label" / "example.label.nii.gz").graph
-        comp = tree.components()
-        big = np.argsort(np.bincount(comp))[::-1][:2]
-        left = max(big, key=lambda c: tree.nodes[comp == c, 0].mean())
-        for c in big:
-            side = "left" if c == left else "right"
-            out.append((f"ImageCAS example {side}", tree_component(tree, int(c)), LEFT_PAIRS if side == "left" else RIGHT_PAIRS))
+        parts = left_and_right(load_tree(data / "imagecas-label" / "example.label.nii.gz").graph)
+        for side, tree in sorted(parts, key=lambda p: -p[1].num_nodes):
+            out.append((f"ImageCAS example {side}", tree, LEFT_PAIRS if side == "left" else RIGHT_PAIRS))
     return out
 
 
