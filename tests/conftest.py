@@ -9,6 +9,13 @@ import pytest
 
 REPO = Path(__file__).resolve().parents[1]
 
+if os.environ.get("PYTEST_XDIST_WORKER"):
+    # Several test processes share the cores: one torch thread each, so they do not
+    # oversubscribe the machine (torch's threads wait for each other when cores are short).
+    import torch
+
+    torch.set_num_threads(1)
+
 
 def _shared_data() -> Path:
     env = os.environ.get("AUTOCAR_SHARED_DATA")
