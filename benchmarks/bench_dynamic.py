@@ -141,6 +141,20 @@ def real_trees(data: Path) -> list[tuple[str, "SynthTree"]]:
     return out["left"] + out["right"]
 
 
+def benchmark_jobs(cases: int, real_cases: int, data: Path) -> list[tuple]:
+    """(class, label, seed, side, tree or None) of the benchmark's cases: ``cases`` synthetic trees
+    (seeds 2,000,000+, left / right alternating), then up to ``real_cases`` real CT trees
+    (seeds 2,100,000+); says so when the real trees are absent."""
+    reals = real_trees(data) if real_cases > 0 else []
+    if real_cases > 0 and not reals:
+        print(f"(no real trees: {data / 'asoca-centerlines'} is absent; real class skipped)")
+    jobs = [("synthetic", f"seed {SEED0 + i}", SEED0 + i, "left" if i % 2 == 0 else "right", None)
+            for i in range(cases)]
+    jobs += [("real", f"{reals[i][0]} (seed {REAL_SEED0 + i})", REAL_SEED0 + i, reals[i][1].side, reals[i][1])
+             for i in range(min(real_cases, len(reals)))]
+    return jobs
+
+
 VARIANTS = {
     "default": {},
     "previous": {"fuse": None, "lag_compensation": False, "frame_alignment": False},

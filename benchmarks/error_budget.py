@@ -59,7 +59,7 @@ from autocar.sbp.carve import SBPConfig, carve
 from autocar.synth.cases import SynthCaseConfig, synthesize_case
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from bench_dynamic import REAL_SEED0, SEED0, real_trees  # noqa: E402
+from bench_dynamic import benchmark_jobs  # noqa: E402
 
 STAGES = ("hull-graph", "network-raw", "default", "oracle-voxels-raw", "oracle-voxels", "branch-oracle")
 RAW = ReconstructConfig(prune_ghosts=False, complete_from_hull=False, refine_centerline=False)
@@ -140,13 +140,7 @@ def main() -> None:
         model = load_model(args.model)
     else:
         model = default_model()
-    reals = real_trees(args.data) if args.real_cases > 0 else []
-    if args.real_cases > 0 and not reals:
-        print(f"(no real trees: {args.data / 'asoca-centerlines'} is absent; real class skipped)")
-    jobs = [("synthetic", f"seed {SEED0 + i}", SEED0 + i, "left" if i % 2 == 0 else "right", None)
-            for i in range(args.cases)]
-    jobs += [("real", f"{reals[i][0]} ({REAL_SEED0 + i})", REAL_SEED0 + i, reals[i][1].side, reals[i][1])
-             for i in range(min(args.real_cases, len(reals)))]
+    jobs = benchmark_jobs(args.cases, args.real_cases, args.data)
     sync = dict(frames=1, lag_range=(0.0, 0.0), view_b_delay_s=(0.0, 0.0))
     print(f"{'set':9s} {'case':28s} {'view pair':17s} " + " ".join(f"{s:>17s}" for s in STAGES))
     rows = []

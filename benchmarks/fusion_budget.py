@@ -73,7 +73,7 @@ from autocar.synth.cases import SynthCaseConfig, synthesize_case
 from autocar.geometry.volume_graph import graph_from_volume
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from bench_dynamic import REAL_SEED0, SEED0, real_trees  # noqa: E402
+from bench_dynamic import benchmark_jobs  # noqa: E402
 
 STEP_MM = 0.5  # centre-line sampling
 VOTE_MM = 1.0  # a vote: another frame's centre line within this distance
@@ -178,7 +178,7 @@ def budget(synth, model, config, votes: int) -> dict:
            "dynamic": mean_f1(dyn, truths), "seconds": seconds}
     for name, positions in (("tracked", [g.nodes for g in dyn]), ("true", [t.nodes for t in truths])):
         clouds = carried(static, positions, ref)
-        tree = consensus_tree(clouds, votes)
+        tree = consensus_tree(clouds, max(1, min(votes, len(clouds) - 1)))  # at most every other frame
         moved = [tree if k == ref else tree.with_nodes(motion(positions[ref], positions[k])(tree.nodes))
                  for k in range(len(truths))]
         out[f"consensus_{name}"] = mean_f1(moved, truths) if tree.num_nodes else 0.0
@@ -207,13 +207,7 @@ def main() -> None:
     torch.set_num_threads(args.threads)
     model = default_model()
     config = ReconstructConfig(threads=args.threads)
-    reals = real_trees(args.data) if args.real_cases > 0 else []
-    if args.real_cases > 0 and not reals:
-        print(f"(no real trees: {args.data / 'asoca-centerlines'} is absent; real class skipped)")
-    jobs = [("synthetic", f"seed {SEED0 + i}", SEED0 + i, "left" if i % 2 == 0 else "right", None)
-            for i in range(args.cases)]
-    jobs += [("real", f"{reals[i][0]} (seed {REAL_SEED0 + i})", REAL_SEED0 + i, reals[i][1].side, reals[i][1])
-             for i in range(min(args.real_cases, len(reals)))]
+    jobs = benchmark_jobs(args.cases, args.real_cases, args.data)
     short = {c: c.replace("consensus_", "cons ").replace("carve_", "").replace("_tracked", " trk")
              .replace("_true", " true").replace("static_", "st ") for c in COLUMNS}
     print(f"{'case':34s} " + " ".join(f"{short[c]:>11s}" for c in COLUMNS))
