@@ -31,6 +31,13 @@ select oracle           an upper bound for any selection among the frames'
                         point further than 1 mm from the truth removed (so
                         precision 1): F1 = 2R / (1 + R) with R the union's
                         recall
+prob single / fused     the network's voxel probabilities at the reference frame alone
+                        (``prob_single``), then averaged over all frames: every
+                        reference hull voxel carried to each frame (true or
+                        tracked motion) takes that frame's probability at the
+                        nearest hull voxel (0 off its hull); the mean goes
+                        through the default static pipeline (reference frame
+                        only, F1 there)
 carve ghosts / vessel   temporal space carving: the reference frame's
                         two-view hull voxels carried to every frame (true or
                         tracked motion) and kept only when their centre
@@ -164,6 +171,53 @@ def carving(views, masks, truths, positions, ref: int) -> tuple[float, float]:
     return share(ghost), share(lumen)
 
 
+class _FixedLogits:
+    """Stands in for the network with given logits (N,) for the hull it is called with."""
+
+    def __init__(self, logits: np.ndarray) -> None:
+        self.logits = logits
+
+    def __call__(self, dist, hull, views):
+        if len(hull.coords) != len(self.logits):
+            raise ValueError(f"{len(self.logits)} logits for a hull of {len(hull.coords)} voxels")
+        return torch.as_tensor(self.logits, dtype=torch.float32), None
+
+
+def probability_fusion(model, views, masks, truth_ref, positions: dict[str, list[np.ndarray]], ref: int) -> dict:
+    """F1 @1 mm at the reference frame: the network alone there, and its probabilities averaged over
+    the frames with each motion in ``positions`` (see the module doc)."""
+    from autocar.pipeline.static import reconstruct_pair
+    from autocar.sbp.carve import distance_maps
+
+    config = ReconstructConfig(align_views=False)  # the masks are already aligned
+    sbp = SBPConfig(margin_px=config.sbp_margin_px)
+    hulls, probs = [], []
+    for k in range(len(masks[0])):
+        pair = [masks[0][k], masks[1][k]]
+        hull = carve(pair, list(views), sbp)
+        with torch.no_grad():
+            logit, _ = model(torch.as_tensor(distance_maps(pair), dtype=torch.float32), hull, list(views))
+        hulls.append(hull)
+        probs.append(torch.sigmoid(logit).numpy().astype(np.float64))
+    pair = [masks[0][ref], masks[1][ref]]
+    score = lambda g: centerline_scores(g, truth_ref).f1_1mm if g.num_edges else 0.0  # noqa: E731
+    out = {"prob_single": score(reconstruct_pair(pair, list(views), model, config).graph)}
+    centres = hulls[ref].centers_mm.astype(np.float64)
+    for name, pos in positions.items():
+        taken = []
+        for k, (hull, prob) in enumerate(zip(hulls, probs)):
+            c = centres if k == ref else motion(pos[ref], pos[k])(centres)
+            if len(hull.coords) == 0:
+                taken.append(np.zeros(len(c)))
+                continue
+            d, j = cKDTree(hull.centers_mm.astype(np.float64)).query(c)
+            taken.append(np.where(d <= 0.75 * hull.voxel_mm / 0.5, prob[np.minimum(j, len(prob) - 1)], 0.0))
+        p = np.clip(np.mean(taken, axis=0), 1e-4, 1 - 1e-4)
+        fused = _FixedLogits(np.log(p / (1 - p)))
+        out[f"prob_fused_{name}"] = score(reconstruct_pair(pair, list(views), fused, config).graph)
+    return out
+
+
 def budget(synth, model, config, votes: int) -> dict:
     t0 = time.perf_counter()
     res = reconstruct_dynamic(synth.case, model, config, TrackConfig(), progress=False)
@@ -174,8 +228,10 @@ def budget(synth, model, config, votes: int) -> dict:
     views = [cv.view for cv in synth.case.views[:2]]
     ref = res.track.reference if res.track else 0
     static_f1 = [centerline_scores(g, t).f1_1mm for g, t in zip(static, truths)]
+    fused = probability_fusion(model, views, res.masks, truths[ref],
+                               {"true": [t.nodes for t in truths], "tracked": [g.nodes for g in dyn]}, ref)
     out = {"static_best": float(np.max(static_f1)), "static_mean": float(np.mean(static_f1)),
-           "dynamic": mean_f1(dyn, truths), "seconds": seconds}
+           "dynamic": mean_f1(dyn, truths), "seconds": seconds, **fused}
     for name, positions in (("tracked", [g.nodes for g in dyn]), ("true", [t.nodes for t in truths])):
         clouds = carried(static, positions, ref)
         tree = consensus_tree(clouds, max(1, min(votes, len(clouds) - 1)))  # at most every other frame
@@ -191,7 +247,7 @@ def budget(synth, model, config, votes: int) -> dict:
 
 
 COLUMNS = ("static_best", "static_mean", "dynamic", "consensus_tracked", "consensus_true", "select_oracle",
-           "carve_ghost_true", "carve_vessel_true", "carve_ghost_tracked", "carve_vessel_tracked")
+           "prob_single", "prob_fused_true", "prob_fused_tracked", "carve_ghost_true", "carve_vessel_true", "carve_ghost_tracked", "carve_vessel_tracked")
 
 
 def main() -> None:
@@ -209,7 +265,8 @@ def main() -> None:
     config = ReconstructConfig(threads=args.threads)
     jobs = benchmark_jobs(args.cases, args.real_cases, args.data)
     short = {c: c.replace("consensus_", "cons ").replace("carve_", "").replace("_tracked", " trk")
-             .replace("_true", " true").replace("static_", "st ") for c in COLUMNS}
+             .replace("_true", " true").replace("static_", "st ").replace("prob_fused", "pfuse")
+             .replace("prob_single", "p single") for c in COLUMNS}
     print(f"{'case':34s} " + " ".join(f"{short[c]:>11s}" for c in COLUMNS))
     rows: dict[str, list[dict]] = {}
     for cls, label, seed, side, tree in jobs:
