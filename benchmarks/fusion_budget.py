@@ -51,7 +51,7 @@ carve ghosts / vessel   temporal space carving: the reference frame's
 Motion between frames (tracked or true) is interpolated from node
 correspondences with Gaussian weights (sigma 5 mm, 8 nearest nodes).
 
-Run (about 2 min for the default 4 + 5 cases on 2 cores):
+Run (about 4 min for the default 4 + 5 cases on 2 cores):
 
     python benchmarks/fusion_budget.py
     python benchmarks/fusion_budget.py --cases 6 --real-cases 10 --frames 8 --json budget.json
