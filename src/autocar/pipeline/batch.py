@@ -133,9 +133,6 @@ def _row_from_summary(study: Study, summary: Any, seconds: float) -> dict[str, A
 
 def run_study(study: Study, out_root: str | Path, options: RunOptions, threads: int = 1) -> dict[str, Any]:
     """Reconstruct one study into ``out_root/<study.name>``; never raises: failures become the row."""
-    import torch
-
-    torch.set_num_threads(max(1, int(threads)))
     from autocar.pipeline.workflow import run
 
     t0 = time.perf_counter()
