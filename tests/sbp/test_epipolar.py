@@ -214,3 +214,17 @@ def test_case_reconstructions_record_the_warp_of_view_b():
     f_on = np.mean([centerline_scores(g, sc.truth[k]).f1_1mm for k, g in enumerate(dyn.frames)])
     f_off = np.mean([centerline_scores(g, sc.truth[k]).f1_1mm for k, g in enumerate(off.frames)])
     assert f_on > f_off + 0.04
+
+
+def test_epipolar_angles_never_wrap_inside_the_images():
+    # Two near-horizontal views (both secondary angles ~0): with the old fixed helper axis the
+    # +-pi cut of the plane angle fell inside both images, so one epipolar "line" spanned the
+    # whole image. Angle 0 is now view A's central plane: the images cover a small interval.
+    va = CArmView(-47.4, -1.3, 1100.0, 750.0, (0.3, 0.3), 512, 512)
+    vb = CArmView(81.0, 3.6, 1100.0, 750.0, (0.3, 0.3), 512, 512)
+    frame = epipolar_frame([va, vb])
+    for v in (va, vb):
+        rr, cc = np.meshgrid(np.arange(0, 512, 16.0), np.arange(0, 512, 16.0), indexing="ij")
+        t = epipolar_angles(v, np.stack([rr.ravel(), cc.ravel()], 1), frame)
+        assert np.ptp(t) < 1.0
+    assert abs(float(epipolar_angles(va, np.array([[255.5, 255.5]]), frame)[0])) < 1e-9

@@ -195,8 +195,13 @@ def epipolar_frame(views: Sequence[CArmView]) -> EpipolarFrame:
     if norm < 1e-6:
         raise ShapeError("the two views have the same X-ray source position: no epipolar geometry")
     b = base / norm
-    helper = np.array([0.0, 0.0, 1.0]) if abs(b[2]) < 0.9 else np.array([0.0, 1.0, 0.0])
-    e1 = np.cross(b, helper)
+    # Angle 0 is the plane through view A's central ray, so the angles of both images stay far
+    # from the +-pi cut (a fixed helper axis put that cut inside the images of some pose pairs,
+    # e.g. two near-horizontal views, and made every epipolar line span the whole image).
+    e1 = views[0].detector_direction - (views[0].detector_direction @ b) * b
+    if np.linalg.norm(e1) < 1e-6:
+        helper = np.array([0.0, 0.0, 1.0]) if abs(b[2]) < 0.9 else np.array([0.0, 1.0, 0.0])
+        e1 = np.cross(b, helper)
     e1 /= np.linalg.norm(e1)
     return EpipolarFrame(b, e1, np.cross(b, e1))
 
