@@ -451,9 +451,30 @@ def test_reconstruct_align_views_option(tmp_path, restore_torch_threads):
     runs = {}
     for name, flag in (("default", ()), ("off", ("--no-align-views",))):
         out = tmp_path / name
-        assert_ok(invoke("reconstruct", case_dir, "-o", out, "--no-report", "--method", "hull-graph", *flag))
+        assert_ok(invoke("reconstruct", case_dir, "-o", out, "--no-report", "--method", "hull-graph",
+                         "--geometry-check", "off", *flag))
         runs[name] = json.loads((out / "reconstruction.json").read_text())["frames"][0]
     warp = runs["default"]["view_warp_px"]["B"]
     c = np.array([(b.view.rows - 1) / 2, (b.view.columns - 1) / 2])
     assert np.linalg.norm(apply_view_warp(c, warp) - c) == pytest.approx(5.0, abs=1.0)
     assert "view_warp_px" not in runs["off"]
+
+
+def test_reconstruct_names_a_mirrored_view_and_mirror_b_fixes_it(tmp_path, restore_torch_threads):
+    import dataclasses
+
+    from autocar.io.case import write_case
+
+    sc = synthesize_case(SynthCaseConfig(side="left", frames=1, n_stenoses=0, lag_range=(0.0, 0.0),
+                                         view_b_delay_s=(0.0, 0.0)), rng=2_000_000)
+    a, b = sc.case.views
+    flipped = dataclasses.replace(b, frames=np.ascontiguousarray(np.asarray(b.frames)[:, :, ::-1]))
+    case_dir = write_case(dataclasses.replace(sc.case, views=(a, flipped)), tmp_path / "case")
+    res = invoke("reconstruct", case_dir, "-o", tmp_path / "bad", "--no-report")
+    assert_clean_error(res, "mirrored", "--mirror-b", "--geometry-check warn")
+    assert not (tmp_path / "bad").exists()
+    assert_ok(invoke("reconstruct", case_dir, "-o", tmp_path / "good", "--no-report", "--mirror-b"))
+    rec = json.loads((tmp_path / "good" / "reconstruction.json").read_text())
+    assert rec["quality"]["ok"] and rec["pairing_check"]["verdict"] == "consistent"
+    res = invoke("reconstruct", case_dir, "-o", tmp_path / "x", "--geometry-check", "sometimes")
+    assert_clean_error(res, "auto, warn or off")

@@ -67,3 +67,31 @@ def test_empty_prediction():
     s = centerline_scores(empty, line())
     assert s.f1_1mm == 0 and s.mean_distance_mm == float("inf")
     assert cl_dice(empty, line()) == 0.0
+
+
+def _y_tree() -> CenterlineGraph:
+    # A Y: a trunk along x and two branches (not symmetric, so no shift can slide along them).
+    return CenterlineGraph([[0, 0, 0], [30, 0, 0], [50, 15, 5], [45, -20, -3]], [1.5, 1.5, 1.0, 1.0],
+                           [[0, 1], [1, 2], [1, 3]]).resampled(0.5)
+
+
+def test_best_translation_recovers_a_known_shift():
+    from autocar.evaluation.metrics import best_translation, translation_free_scores
+
+    truth = _y_tree()
+    shift = np.array([2.5, -1.5, 3.0])
+    moved = truth.transformed(lambda p: p + shift)
+    np.testing.assert_allclose(best_translation(moved, truth), -shift, atol=0.05)
+    plain = centerline_scores(moved, truth)
+    shape, found = translation_free_scores(moved, truth)
+    assert plain.f1_1mm < 0.2 and shape.f1_1mm > 0.99
+    np.testing.assert_allclose(found, -shift, atol=0.05)
+
+
+def test_best_translation_of_an_empty_prediction_is_zero_and_an_empty_truth_is_refused():
+    from autocar.evaluation.metrics import best_translation
+
+    empty = CenterlineGraph(np.zeros((0, 3)), np.zeros(0), np.zeros((0, 2), int))
+    np.testing.assert_array_equal(best_translation(empty, _y_tree()), np.zeros(3))
+    with pytest.raises(ShapeError, match="ground-truth tree is empty"):
+        best_translation(_y_tree(), empty)

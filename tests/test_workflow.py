@@ -201,3 +201,65 @@ def test_run_options_refuse_bad_thread_counts(bad):
 
     with pytest.raises(ValueError, match="threads"):
         RunOptions(threads=bad)
+
+
+@pytest.fixture(scope="module")
+def mirrored_case_dir(tmp_path_factory):
+    # View B's masks stored mirrored left-right (seed 2,000,000: the pairing check's test pair).
+    import dataclasses
+
+    synth = synthesize_case(SynthCaseConfig(frames=1, n_stenoses=0, lag_range=(0.0, 0.0), view_b_delay_s=(0.0, 0.0)),
+                            rng=2_000_000)
+    a, b = synth.case.views
+    flipped = dataclasses.replace(b, frames=np.ascontiguousarray(np.asarray(b.frames)[:, :, ::-1]))
+    case = dataclasses.replace(synth.case, views=(a, flipped))
+    return write_case(case, tmp_path_factory.mktemp("mirrored") / "case")
+
+
+def test_a_mirrored_view_stops_the_run_with_the_fix_named(mirrored_case_dir, tmp_path):
+    from autocar.errors import GeometryError
+
+    out = tmp_path / "out"
+    with pytest.raises(GeometryError, match="mirrored.*--mirror-b"):
+        run(mirrored_case_dir, out, RunOptions(report=False, measurements=False, snapshot=False), progress=False)
+    assert not out.exists()
+
+
+def test_mirror_b_flips_the_view_back(mirrored_case_dir, tmp_path):
+    out = tmp_path / "out"
+    summary = run(mirrored_case_dir, out, RunOptions(mirror_b=True, report=False, measurements=False,
+                                                    snapshot=False), progress=False)
+    rec = read_reconstruction(out)
+    assert rec.extra["pairing_check"]["verdict"] == "consistent"
+    assert rec.extra["quality"]["ok"] and summary.quality["flags"] == []
+    assert summary.nodes > 50
+
+
+def test_warn_mode_writes_a_flagged_result_that_cannot_pass_for_a_good_one(mirrored_case_dir, tmp_path):
+    out = tmp_path / "out"
+    summary = run(mirrored_case_dir, out, RunOptions(geometry_check="warn", measurements=False, snapshot=False),
+                  progress=False)
+    rec = read_reconstruction(out)
+    quality = rec.extra["quality"]
+    assert not quality["ok"] and any("mirrored" in f for f in quality["flags"])
+    assert rec.extra["pairing_check"]["verdict"] == "mirrored"
+    text = "\n".join(summary.lines())
+    assert "QUALITY WARNING" in text and "mirrored" in text
+    page = (out / "report.html").read_text()
+    assert 'id="quality-warning"' in page and "mirrored" in page
+
+
+def test_a_good_result_has_quality_signals_and_no_banner(mask_case_dir, tmp_path):
+    out = tmp_path / "out"
+    run(mask_case_dir, out, RunOptions(tree="left", measurements=False, snapshot=False), progress=False)
+    rec = read_reconstruction(out)
+    q = rec.extra["quality"]
+    assert q["ok"], q["flags"]
+    assert set(q["signals"]) >= {"coverage", "pieces", "largest_piece_share", "length_mm", "pairing"}
+    assert q["signals"]["coverage"]["A"] > 0.6 and q["signals"]["coverage"]["B"] > 0.6
+    assert 'id="quality-warning"' not in (out / "report.html").read_text()
+
+
+def test_geometry_check_option_is_validated():
+    with pytest.raises(ValueError, match="auto, warn or off"):
+        RunOptions(geometry_check="maybe")

@@ -259,6 +259,12 @@ def reconstruct(
                                                "estimated from evenly spaced frames)."),
     fusion: bool = typer.Option(True, "--fusion/--no-fusion", help="Dynamic runs: every frame pair's static tree "
                                 "votes on where each node of the tracked tree lies (median correction)."),
+    mirror_b: bool = typer.Option(False, "--mirror-b", help="View B's images are stored mirrored left-right: "
+                                  "flip them back first."),
+    geometry_check: str = typer.Option("auto", "--geometry-check", help="auto: check the view pairing from the "
+                                       "vessels (epipolar consistency), correct view B's geometry when the check "
+                                       "finds a clear correction and stop on an impossible pairing (mirrored or "
+                                       "swapped views); warn: check and flag only; off: no check."),
     overwrite: bool = typer.Option(False, "--overwrite"),
 ) -> None:
     """Reconstruct the 3D vessel tree at every cardiac phase of a case or a DICOM pair.
@@ -279,7 +285,7 @@ def reconstruct(
             method=method, static=static, frames=frames, segmenter=segmenter, tree=tree,
             pixel_spacing_mm=_spacing(pixel_spacing), report=report, measurements=report, snapshot=report,
             lag_compensation=lag_compensation, fuse=fusion, frame_rate_hz=frame_rate,
-            threads=threads,
+            threads=threads, mirror_b=mirror_b, geometry_check=geometry_check,
             reconstruct=ReconstructConfig(threshold=threshold,
                                           learned_ghost_order=ghost_order == "learned", align_views=align_views,
                                           refine_centerline=refine),

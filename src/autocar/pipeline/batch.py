@@ -44,7 +44,7 @@ __all__ = ["Study", "BatchResult", "find_studies", "read_manifest", "run_batch",
 SUMMARY_CSV = "batch_summary.csv"
 SUMMARY_JSON = "batch_summary.json"
 COLUMNS = ("study", "status", "reason", "seconds", "input", "frames", "dynamic", "nodes", "length_mm",
-           "stenoses", "motion_mean_mm", "notes")
+           "stenoses", "motion_mean_mm", "quality_flags", "notes")
 _DICOM_SUFFIXES = (".dcm", ".dicom", "")
 
 
@@ -128,6 +128,7 @@ def _row_from_summary(study: Study, summary: Any, seconds: float) -> dict[str, A
             "frames": summary.frames, "dynamic": summary.dynamic, "nodes": summary.nodes,
             "length_mm": round(float(summary.length_mm), 1), "stenoses": len(summary.stenoses),
             "motion_mean_mm": None if summary.motion_mean_mm is None else round(float(summary.motion_mean_mm), 3),
+            "quality_flags": " | ".join(summary.quality.get("flags") or []),
             "notes": " | ".join(summary.notes)}
 
 

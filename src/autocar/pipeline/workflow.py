@@ -63,6 +63,12 @@ class RunOptions:
     frame_rate_hz : frame rate of runs that carry neither frame times nor
         cardiac phases (frames then taken as evenly spaced at this rate, so the
         phase can be estimated); runs with frame times keep them.
+    mirror_b : view B's images are stored mirrored left-right: flip them back before anything.
+    geometry_check : "auto" (default): check the view pairing on the frame pair with the most
+        vessel (:func:`autocar.sbp.calibration.check_pairing`), correct view B's geometry when the
+        check finds a clear correction, and stop with the reason on an impossible pairing
+        (view B mirrored, views swapped); "warn": the same check, but nothing is changed or
+        stopped (the result is flagged); "off": no check.
     threads : torch threads for the whole run (segmentation, network, tracking); None
         (default): :func:`available_threads`, the cores not already busy, so a run beside
         another job does not oversubscribe the machine. Overrides ``reconstruct.threads``.
@@ -82,9 +88,13 @@ class RunOptions:
     fuse: bool = True
     frame_alignment: bool | None = None
     frame_rate_hz: float | None = None
+    mirror_b: bool = False
+    geometry_check: str = "auto"
     threads: int | None = None
 
     def __post_init__(self) -> None:
+        if self.geometry_check not in ("auto", "warn", "off"):
+            raise ValueError(f"geometry check must be auto, warn or off, got {self.geometry_check!r}")
         if self.threads is not None and (isinstance(self.threads, bool) or int(self.threads) != self.threads
                                          or self.threads < 1):
             raise ValueError(f"threads must be an integer >= 1, got {self.threads!r}")
@@ -117,6 +127,7 @@ class RunSummary:
     files: list[str] = field(default_factory=list)
     notes: list[str] = field(default_factory=list)
     threads: int | None = None
+    quality: dict = field(default_factory=dict)
 
     def lines(self) -> list[str]:
         """A one-screen text summary."""
@@ -140,6 +151,10 @@ class RunSummary:
         out.append("time: " + ", ".join(f"{k} {v:.1f} s" for k, v in self.seconds.items())
                    + (f" ({self.threads} torch thread{'s' if self.threads != 1 else ''})" if self.threads else ""))
         out.extend(f"note: {n}" for n in self.notes)
+        flags = self.quality.get("flags") or []
+        if flags:
+            out.append(f"QUALITY WARNING: this result failed {len(flags)} quality check(s); do not use it without review:")
+            out.extend(f"  - {f}" for f in flags)
         if REPORT_FILE in self.files:
             out.append(f"report: {self.out / REPORT_FILE}")
         return out
@@ -211,6 +226,23 @@ def _measure(graph: Any, case: Case, frame: int) -> dict[str, Any] | None:
         return None
     a, b = case.views[0], case.views[1]
     return measure(graph, [a.view, b.view], view_names=(a.name, b.name), side=case.tree, frame=frame)
+
+
+def _assess(rec: Any, graph: Any, case: Case, pair: np.ndarray, pairing: dict[str, Any] | None) -> tuple[Any, dict]:
+    """The result with its ``quality`` (and ``pairing_check``) entries, and the quality record."""
+    from autocar.evaluation.quality import quality_signals
+    from autocar.io.results import Reconstruction
+
+    a, b = case.views[0], case.views[1]
+    ka, kb = int(pair[0]), int(pair[1])
+    motion = rec.extra.get("motion", {}).get("max_mm") if isinstance(rec.extra.get("motion"), dict) else None
+    report = quality_signals(graph, [a.view, b.view], [a.frames[ka], b.frames[kb]], motion_max_mm=motion,
+                             pairing=pairing)
+    quality = report.to_dict()
+    extra = {**rec.extra, "quality": quality}
+    if pairing is not None:
+        extra["pairing_check"] = pairing
+    return Reconstruction(rec.frames, extra, rec.frame_extra), quality
 
 
 def _pairing_line(rec: Any) -> str:
@@ -288,6 +320,61 @@ def with_frame_rate(case: Case, frame_rate_hz: float) -> Case:
     return replace(case, views=tuple(views))
 
 
+def mirror_view_b(case: Case) -> Case:
+    """``case`` with view B's frames flipped left-right (a run stored mirrored)."""
+    b = case.views[1]
+    flipped = replace(b, frames=np.ascontiguousarray(np.asarray(b.frames)[:, :, ::-1]))
+    return replace(case, views=(case.views[0], flipped, *case.views[2:]))
+
+
+def _check_frame(case: Case, n_pairs: int) -> int:
+    """The frame pair (k, k), k < n_pairs, whose smaller vessel area is the largest."""
+    a, b = case.views[0], case.views[1]
+    area = [min(int(np.count_nonzero(a.frames[k])), int(np.count_nonzero(b.frames[k]))) for k in range(n_pairs)]
+    return int(np.argmax(area))
+
+
+def check_geometry(case: Case, n_pairs: int, mode: str, source: str,
+                   images: dict[str, np.ndarray]) -> tuple[Case, dict[str, np.ndarray], dict[str, Any], list[str]]:
+    """Run the pairing check of ``mode`` ("auto" / "warn") on a mask case; returns the case (view B
+    corrected when "auto" found a correction), the images (warped alike), the check's record and notes.
+
+    Raises GeometryError on an impossible pairing in "auto" mode.
+    """
+    from autocar.errors import GeometryError
+    from autocar.sbp.calibration import check_pairing
+    from autocar.sbp.epipolar import warp_mask
+
+    k = _check_frame(case, n_pairs)
+    a, b = case.views[0], case.views[1]
+    check = check_pairing([a.frames[k], b.frames[k]], [a.view, b.view])
+    record = {**check.to_dict(), "frame": k, "mode": mode}
+    notes: list[str] = []
+    if check.verdict in ("mirrored", "swapped"):
+        if mode == "auto":
+            raise GeometryError(f"{source}: {check.message}. Use --geometry-check warn to reconstruct anyway.")
+        notes.append(check.message)
+    elif check.verdict == "corrected":
+        if mode == "auto":
+            corr = check.correction
+            frames = np.stack([warp_mask(f, corr.warp) for f in np.asarray(b.frames)]).astype(np.uint8)
+            case = replace(case, views=(a, replace(b, view=corr.view, frames=frames), *case.views[2:]))
+            if b.name in images:
+                from scipy import ndimage
+
+                m = np.asarray(corr.warp, float)
+                images = {**images, b.name: np.stack([
+                    ndimage.affine_transform(np.asarray(im, np.float32), m[:, :2], offset=m[:, 2], order=1,
+                                             mode="nearest").astype(np.asarray(im).dtype)
+                    for im in images[b.name]])}
+            record["applied"] = True
+            notes.append(check.message + "; view B's images are shown warped to the corrected geometry")
+        else:
+            record["applied"] = False
+            notes.append(check.message.replace("corrected", "needs a correction") + " (not applied: --geometry-check warn)")
+    return case, images, record, notes
+
+
 def run(
     path: str | Path,
     out: str | Path,
@@ -327,6 +414,8 @@ def run(
     seconds["read"] = time.perf_counter() - t0
     if len(case.views) < 2:
         raise CaseFormatError(f"{source}: a reconstruction needs two views, got {len(case.views)}")
+    if options.mirror_b:
+        case = mirror_view_b(case)
     t0 = time.perf_counter()
     mask_case, images = segment_case(case, options.segmenter, progress=progress)
     check_vessel_masks(mask_case, source, "segmented" if images else "mask")
@@ -334,6 +423,16 @@ def run(
         seconds["segment"] = time.perf_counter() - t0
     a, b = mask_case.views[0], mask_case.views[1]
     n_pairs = min(a.num_frames, b.num_frames) if options.frames is None else min(a.num_frames, options.frames)
+    n_pairs = max(1, min(n_pairs, a.num_frames, b.num_frames))
+    notes: list[str] = []
+    pairing_record = None
+    if options.geometry_check != "off":
+        t0 = time.perf_counter()
+        mask_case, images, pairing_record, check_notes = check_geometry(mask_case, n_pairs, options.geometry_check,
+                                                                        source, images)
+        notes.extend(check_notes)
+        seconds["geometry check"] = time.perf_counter() - t0
+        a, b = mask_case.views[0], mask_case.views[1]
     use_network = options.method == "network"
     config = options.reconstruct
     if options.method == "hull-skeleton":
@@ -368,7 +467,8 @@ def run(
         meshes = deformed_meshes(dyn, sections=config.mesh_sections)
     seconds["reconstruct"] = time.perf_counter() - t0
     graph = rec.frames[reference]
-    notes = []
+    pairs = np.asarray(rec.extra.get("frame_pairs", [[k, k] for k in range(rec.num_frames)]), dtype=np.int64)
+    rec, quality = _assess(rec, graph, mask_case, pairs[reference], pairing_record)
     if graph.num_nodes == 0:
         notes.append("nothing was reconstructed: " + str(rec.frame_extra[reference].get("empty_reason", "")
                                                           if rec.frame_extra else ""))
@@ -386,7 +486,6 @@ def run(
             notes.append(f"a guiding-catheter piece at the ostium ({cath['length_mm']:.0f} mm, diameter "
                          f"{2 * cath['radius_mm']:.1f} mm, then {2 * cath['ostium_radius_mm']:.1f} mm vessel) "
                          "is left out of the vessels")
-    pairs = np.asarray(rec.extra.get("frame_pairs", [[k, k] for k in range(rec.num_frames)]), dtype=np.int64)
     t0 = time.perf_counter()
     files: list[str] = []
     with atomic_directory(out, overwrite=overwrite) as tmp:
@@ -411,7 +510,7 @@ def run(
                          images=shown if all(s is not None for s in shown) else None,
                          masks=[np.asarray(a.frames), np.asarray(b.frames)],
                          frame_pairs=pairs, measurements=measurements if same_nodes else None,
-                         title=f"autocar: {Path(path).name}")
+                         title=f"autocar: {Path(path).name}", warnings=quality.get("flags") or None)
             files.append(REPORT_FILE)
         if options.snapshot and graph.num_nodes:
             from autocar.report.snapshot import write_snapshot
@@ -426,6 +525,7 @@ def run(
         stenoses=list(measurements["stenoses"]) if measurements else [],
         segments=list(measurements["segments"]) if measurements else [],
         motion_mean_mm=motion, files=files, notes=notes, pairing=_pairing_line(rec), threads=threads,
+        quality=quality,
     )
     say("\n".join(summary.lines()))
     return summary

@@ -14,7 +14,8 @@ Content-Security-Policy forbids any network request. The page shows
 - a frame slider (``id="frame-slider"``) with play/pause;
 - the segments (from ``measurements`` or :meth:`CenterlineGraph.branches`):
   clicking one in any panel, the legend or the table highlights it in all;
-- the measurement and stenosis tables (``autocar-measurements/1``).
+- the measurement and stenosis tables (``autocar-measurements/1``);
+- a red banner with the result's quality flags, when it has any.
 
 The embedded data (:func:`report_payload`) is strict JSON (no NaN; a
 non-finite measurement becomes ``null``), lengths rounded to 0.01 mm and
@@ -102,6 +103,13 @@ def report_html(payload: dict[str, Any]) -> str:
         for v in views
     )
     T = int(payload["numFrames"])
+    flags = payload.get("warnings") or []
+    banner = ""
+    if flags:
+        items = "".join(f"<li>{html.escape(w)}</li>" for w in flags)
+        banner = (f'<div class="quality-warning" id="quality-warning" role="alert"><strong>Quality warning: this '
+                  f'result failed {len(flags)} quality check{"s" if len(flags) != 1 else ""}; do not use it '
+                  f'without review.</strong><ul>{items}</ul></div>')
     return f"""<!DOCTYPE html>
 <html lang="en">
 <head>
@@ -127,6 +135,7 @@ def report_html(payload: dict[str, Any]) -> str:
     <label class="toggle"><input type="checkbox" id="overlay-toggle" checked> Centre lines</label>
   </div>
 </header>
+{banner}
 <main>
   <section class="panels">
       <figure class="panel panel-3d">
@@ -174,6 +183,7 @@ def write_report(
     frame_pairs: np.ndarray | None = None,
     measurements: Mapping[str, Any] | None = None,
     title: str = "autocar report",
+    warnings: Sequence[str] | None = None,
 ) -> Path:
     """Write the self-contained viewer ``out_dir/report.html`` atomically.
 
@@ -200,6 +210,9 @@ def write_report(
         unbranched paths of frame 0 and no table is shown.
     title : str
         Page title (escaped).
+    warnings : list of str, optional
+        The result's quality flags: shown in a red banner above everything
+        (``id="quality-warning"``), so a failed result cannot pass for a good one.
 
     Returns
     -------
@@ -214,6 +227,7 @@ def write_report(
         frame_pairs=frame_pairs,
         measurements=measurements,
         title=title,
+        warnings=warnings,
     )
     page = report_html(payload)
     out = Path(out_dir)

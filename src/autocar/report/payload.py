@@ -367,6 +367,7 @@ def report_payload(
     frame_pairs: np.ndarray | None = None,
     measurements: Mapping[str, Any] | None = None,
     title: str = "autocar report",
+    warnings: Sequence[str] | None = None,
 ) -> dict[str, Any]:
     """The data the page embeds, as strict-JSON-ready Python objects.
 
@@ -381,7 +382,7 @@ def report_payload(
     frame 0's), ``proj`` view name -> (2N flat (row, col) px, 0.01; null
     where the node is behind the source), ``pair`` (image frame per view),
     ``sameTopology`` and ``edges`` (only when the topology differs from
-    frame 0's).
+    frame 0's), and ``warnings`` (the result's quality flags, shown as a banner).
 
     Raises
     ------
@@ -395,6 +396,8 @@ def report_payload(
         raise CaseFormatError(f"reconstruction must be a Reconstruction, got {type(reconstruction).__name__}")
     if not isinstance(title, str):
         raise CaseFormatError(f"title must be a string, got {type(title).__name__}")
+    if isinstance(warnings, str) or (warnings is not None and not all(isinstance(w, str) for w in warnings)):
+        raise CaseFormatError("warnings must be a list of strings")
     names, geoms = _check_views(views)
     rec = reconstruction
     T = rec.num_frames
@@ -514,4 +517,5 @@ def report_payload(
         "extent": _r2(max(extent, 1.0)),
         "initialAxes": [[round(float(x), 6) for x in row] for row in geoms[0].axes],
         "frames": frames_out,
+        "warnings": list(warnings or []),
     }
