@@ -145,3 +145,24 @@ def _across_drift(views, truth, rot, shift, view_b, warp) -> float:
     used = (seen - warp[:, 2]) @ np.linalg.inv(warp[:, :2]).T
     d = epipolar_angles(view_b, used, frame) - epipolar_angles(views[0], views[0].project(truth.nodes)[0], frame)
     return float(np.sqrt(np.mean((d / per_px) ** 2)))
+
+
+def test_a_mirror_that_keeps_every_epipolar_line_is_reported_as_undetectable():
+    # Two views with no cranial / caudal angle, 40 deg apart: the epipolar lines run along the
+    # image rows and barely converge, so a left-right mirror of view B moves its pixels across
+    # the lines by under 3 px: no epipolar test can see it.
+    from autocar.sbp.calibration import _mirror_detectable
+
+    flat = [CArmView(20.0, 0.0, 1000.0, 750.0, (0.3, 0.3), 256, 256),
+            CArmView(-20.0, 0.0, 1000.0, 750.0, (0.3, 0.3), 256, 256)]
+    assert not _mirror_detectable(flat)
+    steep = [CArmView(30.0, 25.0, 1000.0, 750.0, (0.3, 0.3), 256, 256),
+             CArmView(-30.0, -25.0, 1000.0, 750.0, (0.3, 0.3), 256, 256)]
+    assert _mirror_detectable(steep)
+    mask = np.zeros((256, 256), bool)
+    for r in (60, 120, 180):
+        mask[r:r + 4, 40:220] = True
+    mask[40:220, 128:132] = True
+    check = check_pairing([mask, mask], flat)
+    assert "B mirrored" not in check.mismatch and "mirror_check" in check.to_dict()
+    assert check.verdict != "mirrored"

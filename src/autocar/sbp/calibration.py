@@ -218,7 +218,8 @@ class PairingCheck:
         """JSON-ready record (the ``pairing_check`` entry of a result)."""
         return {"verdict": self.verdict, "message": self.message,
                 "mismatch": {k: round(float(v), 4) for k, v in self.mismatch.items()},
-                "correction": self.correction.to_dict(), "seconds": round(float(self.seconds), 2)}
+                "correction": self.correction.to_dict(), "seconds": round(float(self.seconds), 2),
+                **({"mirror_check": self.extra["mirror_check"]} if "mirror_check" in self.extra else {})}
 
 
 def skeleton_curve(mask: np.ndarray, smooth_iterations: int = 6) -> tuple[np.ndarray, np.ndarray]:
@@ -474,13 +475,34 @@ def _best(corr: ViewCorrection) -> tuple[float, float]:
     return float(corr.cost_before), float(corr.tips_before)
 
 
+def _mirror_detectable(views: Sequence[CArmView], min_px: float = 3.0) -> bool:
+    """False when a left-right mirror of view B moves its pixels across the epipolar lines by less
+    than ``min_px`` (RMS over the image): then every line keeps (nearly) its crossings and no
+    epipolar test can tell the mirror. That happens when the lines run along the image rows and
+    barely converge (two views with small cranial / caudal angles, not far apart)."""
+    frame = epipolar_frame(views)
+    vb = views[1]
+    rr, cc = np.meshgrid(np.linspace(0, vb.rows - 1, 17), np.linspace(0, vb.columns - 1, 17), indexing="ij")
+    pts = np.stack([rr.ravel(), cc.ravel()], axis=1)
+    mirrored = pts * [1.0, -1.0] + [0.0, vb.columns - 1.0]
+    d = epipolar_angles(vb, pts, frame) - epipolar_angles(vb, mirrored, frame)
+    c = np.array([(vb.rows - 1) / 2.0, (vb.columns - 1) / 2.0])
+    t = epipolar_angles(vb, np.stack([c, c + [1.0, 0.0], c + [0.0, 1.0]]), frame)
+    per_px = float(np.hypot(t[1] - t[0], t[2] - t[0]))
+    if not np.isfinite(per_px) or per_px <= 0:
+        return False
+    return float(np.sqrt(np.mean(d ** 2))) / per_px >= min_px
+
+
 def check_pairing(masks: Sequence[np.ndarray], views: Sequence[CArmView],
                   config: CalibrationConfig = CalibrationConfig()) -> PairingCheck:
     """Is this a possible view pair, does view B's geometry need a correction, and what is wrong if
     nothing fits (module doc)? ``masks``: two (H, W) vessel masks in the order of ``views``.
 
-    View B mirrored left-right is always tried (one more search); the two images exchanged only
-    when the pair as given stays inconsistent. An alternative wins when its mismatch is below
+    View B mirrored left-right is tried (one more search) unless its epipolar lines run along its
+    image rows, where a left-right mirror keeps every line and cannot be seen (``extra
+    ["mirror_check"]`` says so); the two images exchanged only when the pair as given stays
+    inconsistent. An alternative wins when its mismatch is below
     ``alternative_ratio`` times the pair's and its vessel ends agree better.
     """
     import time
@@ -497,6 +519,13 @@ def check_pairing(masks: Sequence[np.ndarray], views: Sequence[CArmView],
     if not corr.accepted and given > config.check_above and ms[0].shape == ms[1].shape:
         alternatives["views swapped"] = [ms[1], ms[0]]
     tips = {"as given": given_tips}
+    extra: dict[str, Any] = {"vessel_end_agreement": tips}
+    if not _mirror_detectable(views):
+        # A left-right mirror maps each epipolar line of view B (nearly) onto itself when the
+        # lines run along the image rows: no epipolar test can see it.
+        del alternatives["B mirrored"]
+        extra["mirror_check"] = ("not possible: view B's epipolar lines run along its image rows, so a "
+                                 "left-right mirror keeps them")
     for name, alt_masks in alternatives.items():
         alt = estimate_correction(alt_masks, views, config)
         mismatch[name], tips[name] = _best(alt)
@@ -509,12 +538,13 @@ def check_pairing(masks: Sequence[np.ndarray], views: Sequence[CArmView],
                 "the two runs' images look exchanged: view A's geometry fits view B's images "
                 "(check which DICOM file is which view)")
         msg = f"impossible view pairing: {what}; epipolar mismatch {given:.2f} as given, {mismatch[alt]:.2f} {alt}"
-        return PairingCheck(verdict, mismatch, corr, msg, time.perf_counter() - t0, {"vessel_end_agreement": tips})
+        return PairingCheck(verdict, mismatch, corr, msg, time.perf_counter() - t0, extra)
     if corr.accepted:
         msg = (f"view B's geometry corrected by {corr.rotation_angle_deg:.1f} deg / {corr.shift_norm_mm:.1f} mm "
                f"(epipolar mismatch {corr.cost_before:.2f} -> {corr.cost_after:.2f}); a shift along the "
                f"baseline cannot be seen from two views, so the tree's position along it is uncertain")
-        return PairingCheck("corrected", mismatch, corr, msg, time.perf_counter() - t0, {"vessel_end_agreement": tips})
+        return PairingCheck("corrected", mismatch, corr, msg, time.perf_counter() - t0, extra)
+    note = "; a mirrored view B cannot be detected in this pose pair" if "mirror_check" in extra else ""
     return PairingCheck("consistent", mismatch, corr,
                         f"no geometry error found (epipolar mismatch {given:.2f}, vessel ends agree "
-                        f"{given_tips:.2f})", time.perf_counter() - t0, {"vessel_end_agreement": tips})
+                        f"{given_tips:.2f}){note}", time.perf_counter() - t0, extra)
