@@ -50,8 +50,8 @@ from scipy.spatial.transform import Rotation
 
 from autocar.evaluation.metrics import centerline_scores, translation_free_scores
 from autocar.pipeline.static import default_model, reconstruct_pair
-from autocar.sbp.calibration import check_pairing
-from autocar.sbp.epipolar import epipolar_angles, epipolar_frame, warp_mask
+from autocar.sbp.calibration import across_line_drift_px, check_pairing
+from autocar.sbp.epipolar import warp_mask
 from autocar.synth.cases import SynthCaseConfig, synthesize_case
 from autocar.synth.render import render_mask
 
@@ -83,17 +83,10 @@ def pose_error(check, views, rot: np.ndarray, shift: np.ndarray) -> tuple[float,
 
 
 def across_drift_px(views, truth, rot, shift, view_b, warp) -> float:
-    """RMS (px of view B) over the tree's nodes of the distance across the epipolar lines between where
-    view B recorded a node and where the geometry used puts it: what breaks the two-view hull."""
-    frame = epipolar_frame([views[0], view_b])
-    c = np.array([(view_b.rows - 1) / 2.0, (view_b.columns - 1) / 2.0])
-    t = epipolar_angles(view_b, np.stack([c, c + [1.0, 0.0], c + [0.0, 1.0]]), frame)
-    per_px = float(np.hypot(t[1] - t[0], t[2] - t[0]))
-    warp = np.asarray(warp, float)
+    """RMS across-line distance (px of view B) between where view B recorded the tree's nodes and
+    where the geometry used puts them (:func:`autocar.sbp.calibration.across_line_drift_px`)."""
     seen, _ = views[1].project(truth.nodes @ rot.T + shift)
-    used = (seen - warp[:, 2]) @ np.linalg.inv(warp[:, :2]).T
-    d = (epipolar_angles(view_b, used, frame) - epipolar_angles(views[0], views[0].project(truth.nodes)[0], frame))
-    return float(np.sqrt(np.mean((d / per_px) ** 2)))
+    return across_line_drift_px(truth.nodes, views[0], seen, view_b, warp)
 
 
 def scores(graph, truth) -> dict:

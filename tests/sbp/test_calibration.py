@@ -9,6 +9,7 @@ from autocar.errors import ShapeError
 from autocar.geometry import CArmView
 from autocar.sbp.calibration import (
     CalibrationConfig,
+    across_line_drift_px,
     _corrected_view,
     _rigid,
     check_pairing,
@@ -16,7 +17,6 @@ from autocar.sbp.calibration import (
     estimate_correction,
     skeleton_curve,
 )
-from autocar.sbp.epipolar import epipolar_angles, epipolar_frame
 from autocar.synth.cases import SynthCaseConfig, synthesize_case
 from autocar.synth.render import render_mask
 
@@ -136,15 +136,8 @@ def test_a_large_pose_error_of_view_b_is_corrected():
 
 
 def _across_drift(views, truth, rot, shift, view_b, warp) -> float:
-    frame = epipolar_frame([views[0], view_b])
-    c = np.array([(view_b.rows - 1) / 2.0, (view_b.columns - 1) / 2.0])
-    t = epipolar_angles(view_b, np.stack([c, c + [1.0, 0.0], c + [0.0, 1.0]]), frame)
-    per_px = float(np.hypot(t[1] - t[0], t[2] - t[0]))
-    warp = np.asarray(warp, float)
     seen, _ = views[1].project(truth.nodes @ rot.T + shift)
-    used = (seen - warp[:, 2]) @ np.linalg.inv(warp[:, :2]).T
-    d = epipolar_angles(view_b, used, frame) - epipolar_angles(views[0], views[0].project(truth.nodes)[0], frame)
-    return float(np.sqrt(np.mean((d / per_px) ** 2)))
+    return across_line_drift_px(truth.nodes, views[0], seen, view_b, warp)
 
 
 def test_a_mirror_that_keeps_every_epipolar_line_is_reported_as_undetectable():

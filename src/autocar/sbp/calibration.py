@@ -71,7 +71,7 @@ from autocar.geometry.carm import angles_from_direction
 from autocar.sbp.epipolar import EpipolarFrame, epipolar_angles, epipolar_frame
 
 __all__ = ["CalibrationConfig", "ViewCorrection", "PairingCheck", "epipolar_mismatch", "estimate_correction",
-           "check_pairing", "skeleton_curve"]
+           "check_pairing", "skeleton_curve", "across_line_drift_px"]
 
 # Parameter scales of the pull towards no correction: rotations (deg) about B's u, v, d; shifts (mm).
 _PARAM_SCALE = np.array([1.0, 1.0, 1.0, 3.0, 3.0])
@@ -220,6 +220,26 @@ class PairingCheck:
                 "mismatch": {k: round(float(v), 4) for k, v in self.mismatch.items()},
                 "correction": self.correction.to_dict(), "seconds": round(float(self.seconds), 2),
                 **({"mirror_check": self.extra["mirror_check"]} if "mirror_check" in self.extra else {})}
+
+
+def across_line_drift_px(points: np.ndarray, view_a: CArmView, recorded_b_rc: np.ndarray, view_b: CArmView,
+                         warp: Sequence[Sequence[float]] | None = None) -> float:
+    """RMS (px of view B) across the epipolar lines between where view B recorded 3D points and where
+    the geometry used puts them: what breaks the two-view hull (the part along the lines only moves
+    the reconstruction in depth). A benchmark measure: it needs the true points.
+
+    points : (N, 3) mm, world; their view-A pixels are ``view_a.project(points)``.
+    recorded_b_rc : (N, 2) where view B's recorded image has them (row, col).
+    view_b, warp : the view B used and its image warp (corrected pixel -> recorded pixel; default identity).
+    """
+    frame = epipolar_frame([view_a, view_b])
+    c = np.array([(view_b.rows - 1) / 2.0, (view_b.columns - 1) / 2.0])
+    t = epipolar_angles(view_b, np.stack([c, c + [1.0, 0.0], c + [0.0, 1.0]]), frame)
+    per_px = float(np.hypot(t[1] - t[0], t[2] - t[0]))
+    m = np.eye(2, 3) if warp is None else np.asarray(warp, float)
+    used = (np.asarray(recorded_b_rc, float) - m[:, 2]) @ np.linalg.inv(m[:, :2]).T
+    d = epipolar_angles(view_b, used, frame) - epipolar_angles(view_a, view_a.project(points)[0], frame)
+    return float(np.sqrt(np.mean((d / per_px) ** 2)))
 
 
 def skeleton_curve(mask: np.ndarray, smooth_iterations: int = 6) -> tuple[np.ndarray, np.ndarray]:
