@@ -191,12 +191,12 @@ def segment_case(case: Case, segmenter: str = "unet", *, progress: bool = True) 
 
             model = default_model()
 
-            def seg(frames: np.ndarray, spacing: float) -> np.ndarray:
+            def seg(frames: np.ndarray, spacing: float | None) -> np.ndarray:
                 return np.stack(segment_angiograms(np.asarray(frames), model, spacing_mm=spacing))
         else:
             from autocar.seg2d.frangi import frangi_segment
 
-            def seg(frames: np.ndarray, spacing: float) -> np.ndarray:
+            def seg(frames: np.ndarray, spacing: float | None) -> np.ndarray:
                 return np.stack([frangi_segment(f) for f in frames])
     bar = tqdm(total=sum(cv.num_frames for cv in todo), desc="segment", unit="frame", disable=not progress or not todo)
     for cv in case.views:
@@ -205,9 +205,9 @@ def segment_case(case: Case, segmenter: str = "unet", *, progress: bool = True) 
             continue
         frames = np.asarray(cv.frames)
         masks = []
-        spacing = float(np.mean(cv.view.isocenter_spacing_mm))  # the U-Net works in mm (seg2d.segment)
+        # The pixel size is not passed: segmenting in mm helped in 2D and lost in 3D (seg2d.segment).
         for k in range(frames.shape[0]):
-            masks.append(seg(frames[k : k + 1], spacing)[0])
+            masks.append(seg(frames[k : k + 1], None)[0])
             bar.update(1)
         masks_arr = np.stack(masks)
         for k, m in enumerate(masks_arr):

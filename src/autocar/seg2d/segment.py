@@ -11,18 +11,24 @@ Weights file format (``autocar-seg2d/1``): a dict with ``format``,
 ``unet`` (the :class:`~autocar.seg2d.unet.UNetConfig` as a dict) and
 ``state_dict``; :func:`save_model` writes it, :func:`load_model` reads it.
 
-**Physical units.** The network learned vessels at about 0.4 mm per pixel at the
-isocentre (its synthetic training views and DCA1, where a left main is ~10 px
-wide). Given the pixel size (``spacing_mm``, at the isocentre), a finer image is
-resampled to :data:`TARGET_SPACING_MM` before the network and its probability
-resampled back, so a 25-px-wide left main at 0.15 mm per pixel is seen at the
-width it was trained on. Coarser images are used as they are (upsampling lost
-Dice). Measured on 6 held-out synthetic trees rendered at 0.15 / 0.22 /
-0.28 mm per pixel (seeds 2,000,000+, with a catheter): Dice 0.824 / 0.850 /
-0.849 -> 0.880 / 0.885 / 0.879, clDice 0.862 / 0.876 / 0.881 -> 0.910 / 0.907
-/ 0.912 (``python benchmarks/bench_seg2d.py --spacings 0.15,0.22,0.28,0.4``);
-on the real DCA1 testing images a rescale of 0.85-1.25 changes Dice by under
-0.01 (their pixel size is unknown, so DCA1 is segmented as it is).
+**Physical units (opt-in).** The network learned vessels at about 0.4 mm per
+pixel at the isocentre (its synthetic training views and DCA1, where a left
+main is ~10 px wide). Given the pixel size (``spacing_mm``, at the isocentre),
+an image finer than :data:`RESAMPLE_BELOW_MM` is resampled to
+:data:`TARGET_SPACING_MM` before the network and its probability resampled
+back, so a 25-px-wide left main at 0.15 mm per pixel is seen at the width it
+was trained on. In 2D this helps: on 6 held-out synthetic trees rendered at
+0.15 / 0.22 / 0.28 mm per pixel (seeds 2,000,000+, with a catheter) Dice
+0.824 / 0.850 / 0.849 -> 0.880 / 0.885 / 0.879, clDice 0.862 / 0.876 / 0.881
+-> 0.910 / 0.907 / 0.912 (``python benchmarks/bench_seg2d.py --spacings
+0.15,0.22,0.28,0.4``). But the 3D result got worse, so ``autocar
+reconstruct`` does NOT pass the pixel size: end to end from the DICOM of
+``bench_pipeline.py`` (8 cases, 0.25 mm) centre-line F1 @1 mm fell 0.642 ->
+0.563, and on 4 cases rendered at 0.15 mm 0.645 -> 0.596 (per case +0.23 to
+-0.27). Why the better masks make worse trees is not known yet (candidates:
+the catheter looks more like a vessel at 0.4 mm; resampled edges are blurred
+where the two-view hull needs them sharp). On the real DCA1 testing images a
+rescale of 0.85-1.25 changes Dice by under 0.01.
 
 Shapes: B batch, H x W image (px).
 """
@@ -53,13 +59,14 @@ __all__ = [
     "segment_angiogram",
     "segment_angiograms",
     "TARGET_SPACING_MM",
+    "RESAMPLE_BELOW_MM",
 ]
 
 WEIGHTS_FORMAT = "autocar-seg2d/1"
-#: Isocentre pixel size (mm) the shipped network sees: finer images are resampled to it.
+#: Isocentre pixel size (mm) at which the shipped network sees an image finer than RESAMPLE_BELOW_MM.
 TARGET_SPACING_MM = 0.4
-# Images within this factor of the target are not resampled.
-_RESAMPLE_BELOW = 0.87
+#: Images with isocentre pixels at least this large (mm) are segmented as they are (module doc).
+RESAMPLE_BELOW_MM = 0.35
 #: The shipped weights (see src/autocar/weights/SEG2D.md).
 DEFAULT_WEIGHTS = Path(__file__).resolve().parents[1] / "weights" / "seg2d.pt"
 
@@ -154,7 +161,7 @@ def predict_probabilities(
     spacing = _check_spacing(spacing_mm)
     norm = [normalise_image(im, name=f"images[{i}]") for i, im in enumerate(images)]
     sizes = [x.shape for x in norm]
-    if spacing is not None and spacing < _RESAMPLE_BELOW * TARGET_SPACING_MM:
+    if spacing is not None and spacing < RESAMPLE_BELOW_MM:
         f = spacing / TARGET_SPACING_MM
         norm = [_resample(x, (max(2, int(round(x.shape[0] * f))), max(2, int(round(x.shape[1] * f)))))
                 for x in norm]
