@@ -16,7 +16,9 @@ construction (0: the CT radii as they are). The trees are measured by
 - ``geometry``: the reconstructed centre line (shipped pipeline, clean masks) with every
   node's radius taken from the nearest true node: reconstruction errors of position and
   topology only;
-- ``reconstructed``: the reconstruction as a user gets it (radii measured on the masks).
+- ``reconstructed``: the reconstruction as a user gets it (radii measured on the masks);
+- ``..., both views``: the same findings kept only when both views' masks show the narrowing
+  (:func:`autocar.quant.evidence.confirm_stenoses`), what ``autocar reconstruct`` reports.
 
 Prints, per tree and in total, the stenosis findings >= 40 % and >= 30 % diameter (every
 one is false: the trees are healthy) and, for the reconstruction, the centre-line F1 @1 mm.
@@ -39,20 +41,25 @@ from autocar.evaluation.metrics import centerline_scores
 from autocar.geometry.centerline import CenterlineGraph
 from autocar.pipeline.static import default_model, reconstruct_pair
 from autocar.quant import measure
+from autocar.quant.evidence import confirm_stenoses
 from autocar.synth.cases import SynthCaseConfig, synthesize_case
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from bench_dynamic import REAL_SEED0, real_trees  # noqa: E402
 
 
-def findings(graph: CenterlineGraph, views, side: str) -> list[float]:
-    """The %DS of every stenosis the measurement reports on ``graph`` (empty when it cannot measure)."""
+def findings(graph: CenterlineGraph, views, side: str, masks=None) -> list[float]:
+    """The %DS of every stenosis the measurement reports on ``graph`` (empty when it cannot measure);
+    with ``masks``, only those both views show (:func:`autocar.quant.evidence.confirm_stenoses`, what
+    ``autocar reconstruct`` reports)."""
     if graph.num_nodes < 2:
         return []
     try:
         m = measure(graph, views, side=side, optimal_views=0)
     except ValueError:  # a graph the measurement refuses (e.g. a cycle) reports nothing
         return []
+    if masks is not None:
+        m = confirm_stenoses(m, graph, masks, views)
     return [float(s["diameter_stenosis_percent"]) for s in m["stenoses"]]
 
 
@@ -98,7 +105,8 @@ def main() -> None:
     model = default_model()
     from autocar.graph.extract import radii_from_masks
 
-    totals = {k: [0, 0] for k in ("truth", "mask radii", "geometry", "reconstructed")}
+    totals = {k: [0, 0] for k in ("truth", "mask radii", "geometry", "reconstructed", "mask radii, both views",
+                                  "reconstructed, both views")}
     f1s = []
     print(f"{'tree':22s} {'truth':>8s} {'mask radii':>11s} {'geometry':>9s} {'reconstructed':>14s} {'F1@1mm':>7s}  largest"
           "   (findings >= 40 % / >= 30 %)")
@@ -109,11 +117,13 @@ def main() -> None:
         views, truth = [a.view, b.view], sc.truth[0]
         rec = reconstruct_pair([a.frames[0], b.frames[0]], views, model).graph
         masks = [a.frames[0], b.frames[0]]
+        mask_radii = truth.with_nodes(truth.nodes, radii_from_masks(truth, masks, views))
         found = {"truth": findings(truth, views, tree.side),
-                 "mask radii": findings(truth.with_nodes(truth.nodes, radii_from_masks(truth, masks, views)), views,
-                                        tree.side),
+                 "mask radii": findings(mask_radii, views, tree.side),
                  "geometry": findings(with_true_radii(rec, truth), views, tree.side),
-                 "reconstructed": findings(rec, views, tree.side)}
+                 "reconstructed": findings(rec, views, tree.side),
+                 "mask radii, both views": findings(mask_radii, views, tree.side, masks),
+                 "reconstructed, both views": findings(rec, views, tree.side, masks)}
         f1 = centerline_scores(rec, truth).f1_1mm if rec.num_edges else 0.0
         f1s.append(f1)
         cells = []
@@ -123,8 +133,8 @@ def main() -> None:
             totals[k][1] += n30
             cells.append(f"{n40:d} / {n30:d}")
         largest = max(found["reconstructed"], default=0.0)
-        print(f"{name:22s} {cells[0]:>8s} {cells[1]:>11s} {cells[2]:>9s} {cells[3]:>14s} {f1:7.3f}  {largest:.0f} %",
-              flush=True)
+        print(f"{name:22s} {cells[0]:>8s} {cells[1]:>11s} {cells[2]:>9s} {cells[3]:>14s} {f1:7.3f}  {largest:.0f} %"
+              f"   both views: mask radii {cells[4]}, reconstructed {cells[5]}", flush=True)
     n = len(trees)
     print(f"\nfalse stenoses per healthy tree (>= 40 % / >= 30 %), {n} trees, mean F1 @1 mm {np.mean(f1s):.3f}:")
     for k, (n40, n30) in totals.items():

@@ -227,13 +227,21 @@ def segment_case(case: Case, segmenter: str = "unet", *, progress: bool = True,
     return Case(views=tuple(views), tree=case.tree, metadata=case.metadata, path=case.path), images
 
 
-def _measure(graph: Any, case: Case, frame: int) -> dict[str, Any] | None:
+def _measure(graph: Any, case: Case, frame: int, pair: np.ndarray | None = None) -> dict[str, Any] | None:
+    """The measurements of ``graph`` (reconstruction frame ``frame``); with ``pair`` (the frames of A
+    and B it was made from) a stenosis is kept only when both views' masks show it
+    (:func:`autocar.quant.evidence.confirm_stenoses`)."""
     from autocar.quant import measure
+    from autocar.quant.evidence import confirm_stenoses
 
     if graph.num_nodes < 2:
         return None
     a, b = case.views[0], case.views[1]
-    return measure(graph, [a.view, b.view], view_names=(a.name, b.name), side=case.tree, frame=frame)
+    out = measure(graph, [a.view, b.view], view_names=(a.name, b.name), side=case.tree, frame=frame)
+    if pair is not None:
+        masks = [np.asarray(a.frames[int(pair[0])]), np.asarray(b.frames[int(pair[1])])]
+        out = confirm_stenoses(out, graph, masks, [a.view, b.view])
+    return out
 
 
 def _assess(rec: Any, graph: Any, case: Case, pair: np.ndarray, pairing: dict[str, Any] | None) -> tuple[Any, dict]:
@@ -487,8 +495,12 @@ def run(
                      "background segmented as vessel; check the masks or use --method network")
     elif options.measurements and graph.num_nodes >= 2:
         t0 = time.perf_counter()
-        measurements = _measure(graph, mask_case, reference)
+        measurements = _measure(graph, mask_case, reference, pairs[reference])
         seconds["measure"] = time.perf_counter() - t0
+        withheld = measurements.get("withheld_stenoses") or []
+        if withheld:
+            notes.append(f"{len(withheld)} narrowing(s) not reported as stenoses: not seen in both views "
+                         f"(measurements.json, withheld_stenoses)")
         if measurements.get("catheter"):
             cath = measurements["catheter"]
             notes.append(f"a guiding-catheter piece at the ostium ({cath['length_mm']:.0f} mm, diameter "

@@ -1,0 +1,75 @@
+"""A stenosis is kept only when every view's mask shows the narrowing (or the view is overlapped there)."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from autocar.geometry import CArmView
+from autocar.geometry.centerline import CenterlineGraph
+from autocar.quant.evidence import confirm_stenoses, overlapped_in_view, view_narrowing
+from autocar.synth.render import render_mask
+
+AP = CArmView(0.0, 0.0, 1000.0, 750.0, (0.3, 0.3), 384, 384)
+LAO = CArmView(90.0, 0.0, 1000.0, 750.0, (0.3, 0.3), 384, 384)
+
+
+def tube(narrow: float = 0.0) -> CenterlineGraph:
+    """A straight vessel along z (seen along its length in both views), radius 1.5 mm, with a 6 mm
+    long cosine narrowing of ``narrow`` (fraction of the radius) at z = 0."""
+    z = np.arange(-30.0, 30.01, 0.5)
+    r = 1.5 * (1.0 - narrow * np.where(np.abs(z) < 3.0, 0.5 * (1 + np.cos(np.pi * z / 3.0)), 0.0))
+    nodes = np.stack([np.zeros_like(z), np.zeros_like(z), z], axis=1)
+    return CenterlineGraph(nodes, r, np.stack([np.arange(len(z) - 1), np.arange(1, len(z))], 1))
+
+
+def measurements(graph: CenterlineGraph) -> dict:
+    k = int(np.argmin(np.abs(graph.nodes[:, 2])))
+    return {"views": [{"name": "A"}, {"name": "B"}],
+            "segments": [{"id": 0, "nodes": list(range(graph.num_nodes))}],
+            "stenoses": [{"segment": 0, "name": "LAD", "node": k, "lesion_length_mm": 6.0,
+                          "diameter_stenosis_percent": 50.0}]}
+
+
+def test_view_narrowing_of_a_known_profile():
+    arc = np.arange(0.0, 30.01, 0.5)
+    r = np.full(arc.shape, 2.0)
+    r[np.abs(arc - 15.0) <= 1.0] = 1.0
+    assert view_narrowing(r, arc, 30, 4.0) == pytest.approx(50.0)
+    r[arc > 20] = np.nan  # one shoulder without evidence: the other one still gives the reference
+    assert view_narrowing(r, arc, 30, 4.0) == pytest.approx(50.0)
+    assert np.isnan(view_narrowing(np.full(arc.shape, np.nan), arc, 30, 4.0))
+
+
+def test_a_narrowing_both_views_show_is_kept():
+    seen = tube(0.5)
+    masks = [render_mask(seen, AP) > 0, render_mask(seen, LAO) > 0]
+    out = confirm_stenoses(measurements(seen), seen, masks, [AP, LAO])
+    assert len(out["stenoses"]) == 1 and out["withheld_stenoses"] == []
+    v = out["stenoses"][0]["view_narrowing_percent"]
+    assert v["A"] > 30 and v["B"] > 30
+
+
+def test_a_narrowing_only_one_view_shows_is_withheld_with_the_reason():
+    narrowed, healthy = tube(0.5), tube(0.0)
+    masks = [render_mask(narrowed, AP) > 0, render_mask(healthy, LAO) > 0]  # B sees a healthy lumen
+    meas = measurements(narrowed)
+    out = confirm_stenoses(meas, narrowed, masks, [AP, LAO])
+    assert out["stenoses"] == [] and len(out["withheld_stenoses"]) == 1
+    w = out["withheld_stenoses"][0]
+    assert "not seen in every view" in w["reason"] and w["view_narrowing_percent"]["B"] < 15
+    assert len(meas["stenoses"]) == 1  # the input is not changed
+
+
+def test_a_view_overlapped_at_the_lesion_does_not_veto():
+    # A second vessel 20 mm behind the first in AP (same x, y shifted in depth) covers the
+    # lesion in AP only; in the lateral view the two are 20 mm apart.
+    narrowed = tube(0.5)
+    other = CenterlineGraph([[-15.0, 20.0, 0.0], [15.0, 20.0, 0.0]], [1.5, 1.5], [[0, 1]]).resampled(0.5)
+    both = CenterlineGraph(np.vstack([narrowed.nodes, other.nodes]), np.concatenate([narrowed.radii, other.radii]),
+                           np.vstack([narrowed.edges, other.edges + narrowed.num_nodes]))
+    core = np.flatnonzero(np.abs(narrowed.nodes[:, 2]) <= 3.0)
+    assert overlapped_in_view(both, AP, core) and not overlapped_in_view(both, LAO, core)
+    masks = [render_mask(both, AP) > 0, render_mask(both, LAO) > 0]
+    out = confirm_stenoses(measurements(narrowed), both, masks, [AP, LAO])
+    assert len(out["stenoses"]) == 1 and out["stenoses"][0]["overlapped_in"] == ["A"]
