@@ -70,13 +70,10 @@ def random_motion(rng: np.random.Generator, deg: float, mm: float) -> tuple[np.n
     return rot, mm * shift / np.linalg.norm(shift)
 
 
-def pose_error(check, views, rot: np.ndarray, shift: np.ndarray) -> tuple[float, float]:
-    """Rotation (deg) and across-baseline translation (mm) between view B's true pose and the one used."""
-    corr = check.correction
-    if check.verdict == "corrected":
-        r_est, t_est = corr.world_motion()
-    else:
-        r_est, t_est = np.eye(3), np.zeros(3)
+def pose_error(corr, applied: bool, rot: np.ndarray, shift: np.ndarray) -> tuple[float, float]:
+    """Rotation (deg) and across-baseline translation (mm) between view B's true pose and the one used
+    (the nominal pose, or corrected by ``corr`` when ``applied``)."""
+    r_est, t_est = corr.world_motion() if applied else (np.eye(3), np.zeros(3))
     ang = float(np.degrees(Rotation.from_matrix(r_est.T @ rot).magnitude()))
     axes = np.asarray(corr.shift_axes)
     return ang, float(np.linalg.norm(axes @ (shift - t_est)))
@@ -120,9 +117,8 @@ def run_case(synth, model, rng) -> dict:
         row = {"verdict": check.verdict, "seconds": time.perf_counter() - t0,
                "mismatch": check.mismatch}
         if cond in PERTURB:
-            row["error_before"] = pose_error(type("C", (), {"verdict": "consistent", "correction": check.correction}),
-                                             views, rot, shift)
-            row["error_after"] = pose_error(check, views, rot, shift)
+            row["error_before"] = pose_error(check.correction, False, rot, shift)
+            row["error_after"] = pose_error(check.correction, check.verdict == "corrected", rot, shift)
             corr = check.correction
             row["drift_before"] = across_drift_px(views, truth, rot, shift, views[1], np.eye(2, 3))
             row["drift_after"] = (across_drift_px(views, truth, rot, shift, corr.view, corr.warp)

@@ -438,12 +438,12 @@ def test_reconstruct_align_views_option(tmp_path, restore_torch_threads):
     import dataclasses
 
     from autocar.io.case import write_case
-    from autocar.sbp.epipolar import _angle_gradient, apply_view_warp, epipolar_frame, warp_mask
+    from autocar.sbp.epipolar import angle_gradient, apply_view_warp, epipolar_frame, warp_mask
 
     sc = synthesize_case(SynthCaseConfig(side="left", frames=1, n_stenoses=0, lag_range=(0.0, 0.0),
                                          view_b_delay_s=(0.0, 0.0)), rng=424242)
     a, b = sc.case.views
-    g = _angle_gradient(b.view, epipolar_frame([a.view, b.view]))
+    g = angle_gradient(b.view, epipolar_frame([a.view, b.view]))
     dr, dc = 5.0 * g / np.linalg.norm(g)
     moved = warp_mask(b.frames[0], [[1.0, 0.0, -dr], [0.0, 1.0, -dc]])[None]  # content moved by (dr, dc)
     case_dir = write_case(dataclasses.replace(sc.case, views=(a, dataclasses.replace(b, frames=moved))),

@@ -11,7 +11,7 @@ from autocar.evaluation.metrics import centerline_scores
 from autocar.pipeline.static import ReconstructConfig, reconstruct_pair
 from autocar.sbp.epipolar import (
     AlignConfig,
-    _angle_gradient,
+    angle_gradient,
     apply_view_warp,
     crossing_counts,
     epipolar_angles,
@@ -74,7 +74,7 @@ def test_a_synchronised_pair_is_left_alone(sync_pair):
 
 
 def _across(views) -> np.ndarray:
-    g = _angle_gradient(views[1], epipolar_frame(views))
+    g = angle_gradient(views[1], epipolar_frame(views))
     return g / np.linalg.norm(g)
 
 

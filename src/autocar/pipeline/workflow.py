@@ -359,7 +359,7 @@ def check_geometry(case: Case, n_pairs: int, mode: str, source: str,
     """
     from autocar.errors import GeometryError
     from autocar.sbp.calibration import check_pairing
-    from autocar.sbp.epipolar import warp_mask
+    from autocar.sbp.epipolar import warp_image, warp_mask
 
     k = _check_frame(case, n_pairs)
     a, b = case.views[0], case.views[1]
@@ -376,13 +376,8 @@ def check_geometry(case: Case, n_pairs: int, mode: str, source: str,
             frames = np.stack([warp_mask(f, corr.warp) for f in np.asarray(b.frames)]).astype(np.uint8)
             case = replace(case, views=(a, replace(b, view=corr.view, frames=frames), *case.views[2:]))
             if b.name in images:
-                from scipy import ndimage
-
-                m = np.asarray(corr.warp, float)
-                images = {**images, b.name: np.stack([
-                    ndimage.affine_transform(np.asarray(im, np.float32), m[:, :2], offset=m[:, 2], order=1,
-                                             mode="nearest").astype(np.asarray(im).dtype)
-                    for im in images[b.name]])}
+                images = {**images, b.name: np.stack([warp_image(im, corr.warp).astype(np.asarray(im).dtype)
+                                                      for im in images[b.name]])}
             record["applied"] = True
             notes.append(check.message + "; view B's images are shown warped to the corrected geometry")
         else:

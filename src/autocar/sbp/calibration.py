@@ -68,7 +68,8 @@ from scipy.spatial.transform import Rotation
 from autocar.errors import ShapeError
 from autocar.geometry import CArmView
 from autocar.geometry.carm import angles_from_direction
-from autocar.sbp.epipolar import EpipolarFrame, epipolar_angles, epipolar_frame
+from autocar.sbp.epipolar import (EpipolarFrame, angle_gradient, epipolar_angles, epipolar_frame,
+                                  unapply_view_warp)
 
 __all__ = ["CalibrationConfig", "ViewCorrection", "PairingCheck", "epipolar_mismatch", "estimate_correction",
            "check_pairing", "skeleton_curve", "across_line_drift_px"]
@@ -233,11 +234,8 @@ def across_line_drift_px(points: np.ndarray, view_a: CArmView, recorded_b_rc: np
     view_b, warp : the view B used and its image warp (corrected pixel -> recorded pixel; default identity).
     """
     frame = epipolar_frame([view_a, view_b])
-    c = np.array([(view_b.rows - 1) / 2.0, (view_b.columns - 1) / 2.0])
-    t = epipolar_angles(view_b, np.stack([c, c + [1.0, 0.0], c + [0.0, 1.0]]), frame)
-    per_px = float(np.hypot(t[1] - t[0], t[2] - t[0]))
-    m = np.eye(2, 3) if warp is None else np.asarray(warp, float)
-    used = (np.asarray(recorded_b_rc, float) - m[:, 2]) @ np.linalg.inv(m[:, :2]).T
+    per_px = float(np.hypot(*angle_gradient(view_b, frame)))
+    used = np.asarray(recorded_b_rc, float) if warp is None else unapply_view_warp(recorded_b_rc, warp)
     d = epipolar_angles(view_b, used, frame) - epipolar_angles(view_a, view_a.project(points)[0], frame)
     return float(np.sqrt(np.mean((d / per_px) ** 2)))
 
@@ -359,30 +357,23 @@ class _Problem:
         if len(ta_px) == 0 or len(tb_px) == 0:
             return 0.0
         frame = epipolar_frame(views)
-        if warp is not None:
-            tb_px = (tb_px - warp[:, 2]) @ np.linalg.inv(warp[:, :2]).T
-        per_px = self._per_px(views[0], frame)
+        if warp is not None:  # recorded pixel -> corrected pixel
+            tb_px = unapply_view_warp(tb_px, warp)
+        per_px = float(np.hypot(*angle_gradient(views[0], frame)))
         ta = epipolar_angles(views[0], ta_px, frame) / per_px
         tb = epipolar_angles(views[1], tb_px, frame) / per_px
         d = np.abs(ta[:, None] - tb[None, :])
         k = lambda x: np.exp(-0.5 * (x / sigma_px) ** 2)  # noqa: E731
         return 0.5 * float(k(d.min(axis=1)).mean() + k(d.min(axis=0)).mean())
 
-    @staticmethod
-    def _per_px(view: CArmView, frame: EpipolarFrame) -> float:
-        """Largest plane-angle change per pixel at the image centre (radians)."""
-        c = np.array([(view.rows - 1) / 2.0, (view.columns - 1) / 2.0])
-        t = epipolar_angles(view, np.stack([c, c + [1.0, 0.0], c + [0.0, 1.0]]), frame)
-        return float(np.hypot(t[1] - t[0], t[2] - t[0]))
-
     def mismatch(self, views: Sequence[CArmView], warp: np.ndarray | None, sigma_px: float) -> float:
         frame: EpipolarFrame = epipolar_frame(views)
         (pa, ea), (pb, eb) = self.curves
         if warp is not None:  # recorded pixel -> corrected pixel
-            pb = (pb - warp[:, 2]) @ np.linalg.inv(warp[:, :2]).T
+            pb = unapply_view_warp(pb, warp)
         ta = epipolar_angles(views[0], pa, frame)
         tb = epipolar_angles(views[1], pb, frame)
-        per_px = self._per_px(views[0], frame)
+        per_px = float(np.hypot(*angle_gradient(views[0], frame)))
         if not np.isfinite(per_px) or per_px <= 0:
             return float("inf")
         step = 0.5 * per_px
@@ -417,14 +408,13 @@ def epipolar_mismatch(masks: Sequence[np.ndarray], views: Sequence[CArmView], *,
     return prob.mismatch(views, None, sigma_px) if prob.usable else float("inf")
 
 
-def _identity(views: Sequence[CArmView], reason: str, cost: float = float("nan")) -> ViewCorrection:
-    vb = views[1]
-    try:
+def _identity(views: Sequence[CArmView], reason: str) -> ViewCorrection:
+    """No correction, with ``reason``; the axes are NaN when the two sources coincide."""
+    with np.errstate(invalid="ignore", divide="ignore"):
         _, _, axes_t, base = _rigid(views, np.zeros(5))
-    except (ValueError, FloatingPointError):
-        axes_t, base = np.full((2, 3), np.nan), np.full(3, np.nan)
-    return ViewCorrection((0.0, 0.0, 0.0), (0.0, 0.0), tuple(map(tuple, axes_t)), tuple(base), vb,
-                          ((1.0, 0.0, 0.0), (0.0, 1.0, 0.0)), 0.0, cost, cost, False, reason)
+    nan = float("nan")
+    return ViewCorrection((0.0, 0.0, 0.0), (0.0, 0.0), tuple(map(tuple, axes_t)), tuple(base), views[1],
+                          ((1.0, 0.0, 0.0), (0.0, 1.0, 0.0)), 0.0, nan, nan, False, reason)
 
 
 def _search(prob: _Problem) -> tuple[np.ndarray, float, float]:
@@ -506,9 +496,7 @@ def _mirror_detectable(views: Sequence[CArmView], min_px: float = 3.0) -> bool:
     pts = np.stack([rr.ravel(), cc.ravel()], axis=1)
     mirrored = pts * [1.0, -1.0] + [0.0, vb.columns - 1.0]
     d = epipolar_angles(vb, pts, frame) - epipolar_angles(vb, mirrored, frame)
-    c = np.array([(vb.rows - 1) / 2.0, (vb.columns - 1) / 2.0])
-    t = epipolar_angles(vb, np.stack([c, c + [1.0, 0.0], c + [0.0, 1.0]]), frame)
-    per_px = float(np.hypot(t[1] - t[0], t[2] - t[0]))
+    per_px = float(np.hypot(*angle_gradient(vb, frame)))
     if not np.isfinite(per_px) or per_px <= 0:
         return False
     return float(np.sqrt(np.mean(d ** 2))) / per_px >= min_px

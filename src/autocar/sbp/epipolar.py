@@ -49,9 +49,9 @@ from scipy import ndimage
 from autocar.errors import CaseFormatError, ShapeError
 from autocar.geometry import CArmView
 
-__all__ = ["AlignConfig", "EpipolarAlignment", "EpipolarFrame", "apply_view_warp", "crossing_counts",
-           "epipolar_angles", "epipolar_frame", "estimate_alignment", "frame_view_warps", "warp_mask",
-           "warp_record"]
+__all__ = ["AlignConfig", "EpipolarAlignment", "EpipolarFrame", "angle_gradient", "apply_view_warp",
+           "crossing_counts", "epipolar_angles", "epipolar_frame", "estimate_alignment", "frame_view_warps",
+           "unapply_view_warp", "warp_image", "warp_mask", "warp_record"]
 
 
 @dataclass(frozen=True)
@@ -151,19 +151,30 @@ def _warp_matrix(matrix: Sequence[Sequence[float]]) -> np.ndarray:
     return m
 
 
+def warp_image(image: np.ndarray, matrix: Sequence[Sequence[float]], *, mode: str = "nearest") -> np.ndarray:
+    """A (H, W) image resampled through a view warp (2, 3): output pixel q takes the image at M q + t
+    (bilinear; beyond the image ``mode`` of :func:`scipy.ndimage.affine_transform`), float32."""
+    m = _warp_matrix(matrix)
+    return ndimage.affine_transform(np.asarray(image, np.float32), m[:, :2], offset=m[:, 2], order=1, mode=mode)
+
+
 def warp_mask(mask: np.ndarray, matrix: Sequence[Sequence[float]]) -> np.ndarray:
     """A (H, W) mask resampled through a view warp (2, 3) (:attr:`EpipolarAlignment.matrix`,
     the ``view_warp_px`` of a result): output pixel q takes the mask at M q + t (bilinear,
     threshold 0.5, zeros beyond the image)."""
-    m = _warp_matrix(matrix)
-    img = (np.asarray(mask) > 0).astype(np.float32)
-    return ndimage.affine_transform(img, m[:, :2], offset=m[:, 2], order=1, mode="constant") > 0.5
+    return warp_image(np.asarray(mask) > 0, matrix, mode="constant") > 0.5
 
 
 def apply_view_warp(rc: np.ndarray, matrix: Sequence[Sequence[float]]) -> np.ndarray:
     """Pixels (..., 2) of a warped view mapped to its original image with an :attr:`EpipolarAlignment.matrix`."""
     m = _warp_matrix(matrix)
     return np.asarray(rc, float) @ m[:, :2].T + m[:, 2]
+
+
+def unapply_view_warp(rc: np.ndarray, matrix: Sequence[Sequence[float]]) -> np.ndarray:
+    """Inverse of :func:`apply_view_warp`: pixels (..., 2) of the original image mapped into the warped one."""
+    m = _warp_matrix(matrix)
+    return (np.asarray(rc, float) - m[:, 2]) @ np.linalg.inv(m[:, :2]).T
 
 
 def warp_record(view_name: str, matrix: Sequence[Sequence[float]]) -> dict[str, Any]:
@@ -221,7 +232,7 @@ def _centre(view: CArmView) -> np.ndarray:
     return np.array([(view.rows - 1) / 2.0, (view.columns - 1) / 2.0])
 
 
-def _angle_gradient(view: CArmView, frame: EpipolarFrame) -> np.ndarray:
+def angle_gradient(view: CArmView, frame: EpipolarFrame) -> np.ndarray:
     """(2,) d(angle)/d(row, col) at the image centre (radians per px)."""
     c = _centre(view)
     t = epipolar_angles(view, np.stack([c, c + [1.0, 0.0], c + [0.0, 1.0]]), frame)
@@ -292,7 +303,7 @@ def estimate_alignment(masks: Sequence[np.ndarray], views: Sequence[CArmView],
     if not (ms[0].any() and ms[1].any()):
         return EpipolarAlignment.identity("an empty mask")
     frame = epipolar_frame(views)
-    grads = [_angle_gradient(v, frame) for v in views]
+    grads = [angle_gradient(v, frame) for v in views]
     per_px = [float(np.linalg.norm(g)) for g in grads]
     if min(per_px) <= 0 or not np.all(np.isfinite(per_px)):
         return EpipolarAlignment.identity("degenerate epipolar geometry")
