@@ -31,7 +31,11 @@ Each condition goes through :func:`autocar.sbp.calibration.check_pairing`
   cannot be seen from two views), for the clean pair, the perturbed pair as
   given and the perturbed pair after the check (corrected when it says so).
 
-Run (about 6 min on 2 cores for the default 6 + 10 cases):
+Last, with ``../shared/data`` present, the real two-view clinical RCA masks
+(``clinical-rca-masks``, geometry as recorded; no truth) go through the same check: its
+verdict, mismatches and the correction it found.
+
+Run (about 25 min on 2 cores for the default 6 + 10 cases):
     python benchmarks/bench_calibration.py [--cases 6] [--real-cases 10] [--json out.json]
 """
 
@@ -182,6 +186,20 @@ def main() -> None:
                     line += (f"; F1@1mm {key} {np.mean([g[key]['f1'] for g in got]):.3f} "
                              f"(shape {np.mean([g[key]['shape_f1'] for g in got]):.3f})")
             print(line)
+    clinical = args.data / "clinical-rca-masks"
+    if clinical.is_dir():
+        from autocar.io.masks import case_from_mask_files
+
+        case = case_from_mask_files([clinical / "xray0.png", clinical / "xray1.png"],
+                                    [clinical / "params0.json", clinical / "params1.json"])
+        a, b = case.views[:2]
+        check = check_pairing([a.frames[0], b.frames[0]], [a.view, b.view])
+        corr = check.correction
+        print(f"\nreal clinical RCA pair ({a.view.label} / {b.view.label}): {check.verdict}; mismatch "
+              + ", ".join(f"{k} {v:.3f}" for k, v in check.mismatch.items())
+              + f"; correction found {corr.rotation_angle_deg:.1f} deg / {corr.shift_norm_mm:.1f} mm, gain "
+              f"{corr.gain:.0%}, vessel ends {corr.tips_before:.2f} -> {corr.tips_after:.2f}"
+              + ("" if corr.accepted else f" (not used: {corr.reason})"))
     if args.json:
         args.json.write_text(json.dumps(rows, indent=2, default=float))
 

@@ -23,8 +23,8 @@ Measured by ``python benchmarks/bench_qca_real.py`` (10 healthy real CT trees,
 false findings >= 40 % / >= 30 % per tree, same run): reconstructed 0.90 / 1.20
 -> 0.60 / 0.70; true centre line with mask radii 0.40 / 0.40, unchanged (those
 dips sit where another vessel crosses in one view, so that view cannot veto;
-without the overlap exception they went to 0 but 2 of 5 planted lesions of
-``bench_pipeline.py`` were withheld). Planted lesions: ``python
+in a one-off run without the overlap exception, script not kept, they went to 0
+but 2 of 5 planted lesions of ``bench_pipeline.py`` were withheld). Planted lesions: ``python
 benchmarks/bench_pipeline.py --inputs masks`` still finds 5 / 5 (>= 40 %) with
 0 false findings.
 """

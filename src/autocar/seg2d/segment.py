@@ -23,12 +23,12 @@ lost). Measured end to end (``python benchmarks/bench_pixel_size.py``, 4
 synchronised two-frame cases per pixel size, centre-line F1 @1 mm): 0.15 mm
 0.645 -> 0.712 (3 of 4 better), 0.20 mm 0.633 -> 0.709 (2 of 4), 0.25 mm
 0.638 -> 0.695 (1 of 4: one failed case rescued, three worse); on the 8
-demo-like DICOM cases of ``bench_pipeline.py`` (0.25 mm) 0.642 -> 0.634. So
-it is used below 0.2 mm only, where the gain is consistent. Resampling the
-whole image instead raised 2D Dice (0.824 -> 0.880 at 0.15 mm) but lost thin
-vessels (skeleton recall 0.976 -> 0.919 at 0.25 mm) and made worse trees
-(``bench_pipeline.py`` 0.642 -> 0.563). On the real DCA1 testing images
-(pixel size unknown) a rescale of 0.85-1.25 changes Dice by under 0.01.
+demo-like DICOM cases of ``bench_pipeline.py`` (0.25 mm, run with
+:data:`RESAMPLE_BELOW_MM` at 0.35) 0.642 -> 0.634. So it is used below 0.2 mm
+only, where the gain is consistent. Resampling the
+whole image instead (the default at commit 622289c) raised 2D Dice (0.824 ->
+0.880 at 0.15 mm) but made worse trees (``bench_pipeline.py`` 0.642 -> 0.563);
+see docs/benchmarks.md, "Pixel size and the 2D segmenter".
 
 Shapes: B batch, H x W image (px).
 """
