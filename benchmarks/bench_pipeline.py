@@ -16,7 +16,9 @@ measurements, report, snapshot; the default options, tree side given):
   (``--no-lag-compensation --no-fusion``, frame alignment off: the release before them);
   with ``-aligned`` / ``-unaligned``: each frame pair's B mask warped / not
   warped across its epipolar lines (``RunOptions(frame_alignment=...)``; by
-  default warped for mask input, not for segmented angiograms).
+  default warped for mask input, not for segmented angiograms); with ``-maskwidth``:
+  the diameters of the measurements read off the masks' width instead of the grey
+  images' profiles (``RunOptions(grey_diameters=False)``, the release before them).
 
 Printed per input, means over cases: segmentation Dice of views A / B against
 the true masks, centre-line F1 within 1 and 2 mm, mean distance and HD95 (mm)
@@ -86,7 +88,8 @@ def one_case(i: int, frames: int, work: Path, model, inputs: tuple[str, ...] = I
         summary = run(mask_dir if name == "masks" else dicom_dir, work / f"out_{label}_{i}",
                       RunOptions(segmenter="unet" if name == "masks" else name, tree=side,
                                  lag_compensation=not previous, fuse=not previous,
-                                 frame_alignment=False if previous else aligned),
+                                 frame_alignment=False if previous else aligned,
+                                 grey_diameters=variant != "maskwidth"),
                       model=model, progress=False)
         scores["seconds"] = time.perf_counter() - t0
         rec = read_reconstruction(summary.out)
@@ -118,14 +121,15 @@ def main() -> None:
                     help="comma-separated inputs to run, of unet, frangi, masks (ratios are to masks when run, else to the "
                          "first named); NAME-previous runs it without lag compensation and fusion (the dynamic run "
                          "before them), NAME-aligned / NAME-unaligned with / without each frame pair's B mask warped "
-                         "across its epipolar lines (default: with for masks, without for segmented angiograms)")
+                         "across its epipolar lines (default: with for masks, without for segmented angiograms), "
+                         "NAME-maskwidth with the diameters read off the masks instead of the grey profiles")
     args = ap.parse_args()
     if args.cases < 1 or args.frames < 2:
         ap.error("--cases must be >= 1 and --frames >= 2")
     inputs = tuple(n.strip() for n in args.inputs.split(",") if n.strip())
-    if not inputs or any(n.partition("-")[0] not in INPUTS or n.partition("-")[2] not in ("", "previous", "aligned", "unaligned")
+    if not inputs or any(n.partition("-")[0] not in INPUTS or n.partition("-")[2] not in ("", "previous", "aligned", "unaligned", "maskwidth")
                          for n in inputs):
-        ap.error(f"--inputs must name some of {', '.join(INPUTS)} (each optionally with -previous, -aligned or -unaligned), got {args.inputs!r}")
+        ap.error(f"--inputs must name some of {', '.join(INPUTS)} (each optionally with -previous, -aligned, -unaligned or -maskwidth), got {args.inputs!r}")
     import torch
 
     from autocar.pipeline.static import default_model

@@ -46,6 +46,7 @@ def test_mask_case_gives_every_output_file(mask_case_dir, tmp_path):
     assert rec.extra["view_alignment"] == "one epipolar warp of view B per frame pair"  # mask input
     meas = read_measurements(out / "measurements.json")
     assert meas["frame"] == summary.reference_frame
+    assert meas["diameter_source"] == {"method": "mask width"}  # masks only: nothing grey to read
     assert [v["name"] for v in meas["views"]] == ["A", "B"]
     # Segment node indices address the (shared) node list of every frame.
     n = rec.frames[0].num_nodes
@@ -70,6 +71,12 @@ def test_dicom_folder_end_to_end_with_the_frangi_baseline(dicom_dir, tmp_path, i
 
     s = centerline_scores(rec.frames[0], image_synth.truth[0])
     assert s.recall_2mm > 0.4, s
+    # Angiograms: every stenosis is confirmed in the grey profiles and measured there.
+    meas = read_measurements(out / "measurements.json")
+    source = meas["diameter_source"]
+    assert source["method"].startswith("mask width; stenoses confirmed and measured in the grey profiles")
+    assert min(source["nodes_measured"].values()) > 0 and all(0.3 < b < 4.0 for b in source["blur_px"])
+    assert all(st.get("measured_in") == "grey profiles" and "mask_reading" in st for st in meas["stenoses"])
 
 
 def test_shipped_unet_segments_the_dicom_pair(dicom_dir, tmp_path, image_synth):

@@ -73,3 +73,24 @@ def test_a_view_overlapped_at_the_lesion_does_not_veto():
     masks = [render_mask(both, AP) > 0, render_mask(both, LAO) > 0]
     out = confirm_stenoses(measurements(narrowed), both, masks, [AP, LAO])
     assert len(out["stenoses"]) == 1 and out["stenoses"][0]["overlapped_in"] == ["A"]
+
+
+def test_confirm_in_grey_keeps_what_the_grey_reading_shows_and_takes_its_numbers():
+    from autocar.quant.evidence import confirm_in_grey
+
+    def finding(pos, ds, mld):
+        return {"segment": 0, "name": "LAD", "node": 1, "position_mm": pos, "distance_from_ostium_mm": 20.0,
+                "diameter_stenosis_percent": ds, "minimal_diameter_mm": mld, "reference_diameter_mm": 3.0,
+                "lesion_length_mm": 6.0}
+
+    masks_reading = {"stenoses": [finding([0, 0, 0], 45.0, 1.65), finding([30, 0, 0], 41.0, 1.8)],
+                     "withheld_stenoses": []}
+    grey_reading = {"stenoses": [finding([1.5, 1.0, 0], 52.0, 1.44), finding([30, 9, 0], 60.0, 1.2)]}
+    out = confirm_in_grey(masks_reading, grey_reading)
+    # The first is 1.8 mm from a grey finding: kept, with the grey MLD and %DS; the second's nearest
+    # grey finding is 9 mm away: withheld, with the reason.
+    assert [s["diameter_stenosis_percent"] for s in out["stenoses"]] == [52.0]
+    assert out["stenoses"][0]["minimal_diameter_mm"] == 1.44
+    assert out["stenoses"][0]["mask_reading"]["diameter_stenosis_percent"] == 45.0
+    assert len(out["withheld_stenoses"]) == 1 and "grey-level profiles" in out["withheld_stenoses"][0]["reason"]
+    assert masks_reading["stenoses"][0]["diameter_stenosis_percent"] == 45.0  # the input is not changed

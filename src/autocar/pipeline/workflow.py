@@ -66,6 +66,9 @@ class RunOptions:
     segment_in_mm : tell the U-Net each view's isocentre pixel size, so on images finer than
         0.2 mm per pixel it adds the wide vessels it finds at 0.4 mm (:mod:`autocar.seg2d.segment`).
     mirror_b : view B's images are stored mirrored left-right: flip them back before anything.
+    grey_diameters : for angiogram input, a stenosis found on the masks' widths must also show
+        in the lumen measured in the grey images' cross-section profiles (:mod:`autocar.quant.lumen`),
+        which then give its MLD, reference and %DS; mask input has only the masks.
     geometry_check : "auto" (default): check the view pairing on the frame pair with the most
         vessel (:func:`autocar.sbp.calibration.check_pairing`), correct view B's geometry when the
         check finds a clear correction, and stop with the reason on an impossible pairing
@@ -92,6 +95,7 @@ class RunOptions:
     frame_rate_hz: float | None = None
     segment_in_mm: bool = True
     mirror_b: bool = False
+    grey_diameters: bool = True
     geometry_check: str = "auto"
     threads: int | None = None
 
@@ -227,21 +231,24 @@ def segment_case(case: Case, segmenter: str = "unet", *, progress: bool = True,
     return Case(views=tuple(views), tree=case.tree, metadata=case.metadata, path=case.path), images
 
 
-def _measure(graph: Any, case: Case, frame: int, pair: np.ndarray | None = None) -> dict[str, Any] | None:
+def _measure(graph: Any, case: Case, frame: int, pair: np.ndarray | None = None,
+             images: dict[str, np.ndarray] | None = None) -> dict[str, Any] | None:
     """The measurements of ``graph`` (reconstruction frame ``frame``); with ``pair`` (the frames of A
-    and B it was made from) a stenosis is kept only when both views' masks show it
-    (:func:`autocar.quant.evidence.confirm_stenoses`)."""
-    from autocar.quant import measure
-    from autocar.quant.evidence import confirm_stenoses
+    and B it was made from) a stenosis is kept only when both views' masks show it and, with
+    ``images`` (grey frames per view name), the grey profiles too
+    (:func:`autocar.quant.evidence.measure_with_evidence`)."""
+    from autocar.quant.evidence import measure_with_evidence
 
     if graph.num_nodes < 2:
         return None
     a, b = case.views[0], case.views[1]
-    out = measure(graph, [a.view, b.view], view_names=(a.name, b.name), side=case.tree, frame=frame)
+    masks = grey = None
     if pair is not None:
         masks = [np.asarray(a.frames[int(pair[0])]), np.asarray(b.frames[int(pair[1])])]
-        out = confirm_stenoses(out, graph, masks, [a.view, b.view])
-    return out
+        if images and a.name in images and b.name in images:
+            grey = [np.asarray(images[a.name][int(pair[0])]), np.asarray(images[b.name][int(pair[1])])]
+    return measure_with_evidence(graph, [a.view, b.view], view_names=(a.name, b.name), side=case.tree,
+                                 frame=frame, masks=masks, images=grey)
 
 
 def _assess(rec: Any, graph: Any, case: Case, pair: np.ndarray, pairing: dict[str, Any] | None) -> tuple[Any, dict]:
@@ -490,7 +497,8 @@ def run(
                      "background segmented as vessel; check the masks or use --method network")
     elif options.measurements and graph.num_nodes >= 2:
         t0 = time.perf_counter()
-        measurements = _measure(graph, mask_case, reference, pairs[reference])
+        measurements = _measure(graph, mask_case, reference, pairs[reference],
+                                images if options.grey_diameters else None)
         seconds["measure"] = time.perf_counter() - t0
         withheld = measurements.get("withheld_stenoses") or []
         if withheld:

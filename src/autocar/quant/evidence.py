@@ -41,7 +41,7 @@ from autocar.geometry import CArmView
 from autocar.geometry.centerline import CenterlineGraph
 from autocar.quant.profiles import arc_length
 
-__all__ = ["confirm_stenoses", "overlapped_in_view", "view_narrowing"]
+__all__ = ["confirm_in_grey", "confirm_stenoses", "measure_with_evidence", "overlapped_in_view", "view_narrowing"]
 
 
 def view_narrowing(radii: np.ndarray, arc_mm: np.ndarray, at: int, lesion_mm: float, *,
@@ -87,11 +87,14 @@ def overlapped_in_view(graph: CenterlineGraph, view: CArmView, core: np.ndarray,
 
 
 def confirm_stenoses(measurements: dict[str, Any], graph: CenterlineGraph, masks: Sequence[np.ndarray],
-                     views: Sequence[CArmView], *, min_view_percent: float = 15.0) -> dict[str, Any]:
+                     views: Sequence[CArmView], *, min_view_percent: float = 15.0,
+                     per_view_radii: np.ndarray | None = None) -> dict[str, Any]:
     """``measurements`` (``autocar-measurements/1``) with the findings not seen in every view moved to
     ``withheld_stenoses`` (module doc); each kept finding gets ``view_narrowing_percent``.
 
     graph : the measured tree (N nodes, mm); masks : (H, W) masks of the measured frame, one per view.
+    per_view_radii : (V, N) each view's radius per node measured otherwise (e.g. in the grey images,
+    :func:`autocar.quant.lumen.lumen_radii`; NaN: no evidence); None reads them off the masks.
     Returns a new dictionary; the input is not changed.
     """
     from autocar.graph.extract import radii_per_view
@@ -102,7 +105,9 @@ def confirm_stenoses(measurements: dict[str, Any], graph: CenterlineGraph, masks
         out.setdefault("withheld_stenoses", [])
         return out
     names = [v.get("name", f"view {k}") for k, v in enumerate(out.get("views", []))] or ["A", "B"]
-    per_view = radii_per_view(graph, masks, views)  # (V, N)
+    per_view = radii_per_view(graph, masks, views) if per_view_radii is None else np.asarray(per_view_radii, float)
+    if per_view.shape != (len(views), graph.num_nodes):
+        raise ValueError(f"per_view_radii must be ({len(views)}, {graph.num_nodes}), got {per_view.shape}")
     segments = {s["id"]: s for s in out.get("segments", [])}
     kept, withheld = [], list(out.get("withheld_stenoses", []))
     for st in findings:
@@ -133,4 +138,77 @@ def confirm_stenoses(measurements: dict[str, Any], graph: CenterlineGraph, masks
             kept.append({**st, "view_narrowing_percent": record, "overlapped_in": overlapped})
     out["stenoses"] = kept
     out["withheld_stenoses"] = withheld
+    return out
+
+
+def confirm_in_grey(measurements: dict[str, Any], grey: dict[str, Any], *, match_mm: float = 3.0) -> dict[str, Any]:
+    """``measurements`` with each stenosis re-read in the grey-level profiles, or withheld.
+
+    measurements : ``autocar-measurements/1`` of the tree with its radii from the masks (where
+        the findings are detected: a mask's width is smooth, so it invents few lesions).
+    grey : the measurements of the same tree with its radii measured in the grey images
+        (:func:`autocar.quant.lumen.lumen_radii`; sub-pixel, so its MLD and %DS are right where a
+        mask's width is off by a pixel per edge, but noisier along the vessel).
+    A finding stays when the grey reading has a stenosis whose narrowest point lies within
+    ``max(match_mm, half the lesion length)`` (3D) of it: its MLD, reference, %DS and length are then
+    the grey reading's (the mask reading is kept as ``mask_reading``). Otherwise it moves to
+    ``withheld_stenoses`` with the reason. The tube phantoms of ``benchmarks/bench_qca_tubes.py``
+    measure both readings. Returns a new dictionary.
+    """
+    out = copy.deepcopy(measurements)
+    others = [g for g in grey.get("stenoses") or []]
+    where = np.array([g["position_mm"] for g in others], float).reshape(-1, 3)
+    kept, withheld = [], list(out.get("withheld_stenoses", []))
+    keys = ("diameter_stenosis_percent", "minimal_diameter_mm", "reference_diameter_mm", "lesion_length_mm")
+    for st in out.get("stenoses") or []:
+        reach = max(match_mm, 0.5 * float(st["lesion_length_mm"]))
+        d = np.linalg.norm(where - np.asarray(st["position_mm"], float), axis=1) if len(where) else np.zeros(0)
+        near = np.flatnonzero(d <= reach)
+        if not len(near):
+            withheld.append({**st, "reason": "the grey-level profiles of the two views do not show it "
+                                             f"(no narrowing >= 30 % within {reach:.1f} mm)"})
+            continue
+        best = others[int(near[np.argmin(d[near])])]
+        kept.append({**st, **{k: best[k] for k in keys}, "mask_reading": {k: st[k] for k in keys},
+                     "measured_in": "grey profiles"})
+    out["stenoses"] = kept
+    out["withheld_stenoses"] = withheld
+    return out
+
+
+def measure_with_evidence(graph: CenterlineGraph, views: Sequence[CArmView], *, view_names: Sequence[str] = ("A", "B"),
+                          side: str | None = None, frame: int = 0, masks: Sequence[np.ndarray] | None = None,
+                          images: Sequence[np.ndarray] | None = None) -> dict[str, Any]:
+    """The measurements ``autocar reconstruct`` writes for one frame of a tree.
+
+    graph : the tree (N nodes, mm; radii from the masks). views : one CArmView per view name.
+    masks : the (H, W) vessel masks of the frame, one per view, or None: with them a stenosis must
+        narrow in each view (:func:`confirm_stenoses`).
+    images : the frame's grey angiograms, one per view, or None: with them (and masks) a stenosis
+        must also show in the radii measured in the grey cross-section profiles
+        (:func:`autocar.quant.lumen.lumen_radii`), which then give its MLD, reference and %DS
+        (:func:`confirm_in_grey`).
+    The result records how diameters were read in ``diameter_source``.
+    """
+    from autocar.quant.lumen import lumen_radii
+    from autocar.quant.measurements import measure
+
+    names = tuple(view_names)
+    out = measure(graph, views, view_names=names, side=side, frame=frame)
+    out["diameter_source"] = {"method": "mask width"}
+    if masks is None:
+        return out
+    out = confirm_stenoses(out, graph, masks, views)
+    if images is None:
+        return out
+    lumen = lumen_radii(graph, images, views)
+    grey_graph = graph.with_nodes(graph.nodes, radii=lumen.filled(graph.radii))
+    grey = measure(grey_graph, views, view_names=names, side=side, frame=frame, optimal_views=0)
+    grey = confirm_stenoses(grey, grey_graph, masks, views, per_view_radii=lumen.per_view_mm)
+    out = confirm_in_grey(out, grey)
+    out["diameter_source"] = {
+        "method": "mask width; stenoses confirmed and measured in the grey profiles",
+        "blur_px": [round(float(x), 3) for x in lumen.blur_px],
+        "nodes_measured": {n: int(c) for n, c in zip(names, lumen.measured)},
+    }
     return out
