@@ -39,7 +39,6 @@ Run (about 2 min on 2 cores): ``python benchmarks/bench_qca_tubes.py [--tubes 24
 from __future__ import annotations
 
 import argparse
-import math
 import time
 
 import numpy as np
@@ -91,7 +90,7 @@ def views_for(gen: np.random.Generator, graph: CenterlineGraph, px_mm: float) ->
         vs = [CArmView(a1, b1, sid, sod, (det, det), 512, 512), CArmView(a2, b2, sid, sod, (det, det), 512, 512)]
         ok = True
         for v in vs:
-            rc, w = v.project(graph.nodes)
+            rc, _ = v.project(graph.nodes)
             app = np.sum(np.linalg.norm(np.diff(rc, axis=0), axis=1)) * px_mm
             inside = np.all((rc > 20) & (rc < 491))
             ok &= bool(inside and app > 0.75 * true_len)

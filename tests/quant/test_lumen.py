@@ -82,7 +82,7 @@ def test_fit_recovers_the_radius_of_profiles_drawn_from_the_model():
 
 def test_normals_are_perpendicular_to_the_projected_vessel():
     g, _ = tube(3.0)
-    rc, normal, ok = node_normals_2d(g, VIEWS[0])
+    _, normal, ok = node_normals_2d(g, VIEWS[0])
     assert ok.all()
     # The tube runs along x (patient left) = image columns in the AP view: normals along rows.
     assert np.abs(normal[:, 0]) == pytest.approx(np.ones(g.num_nodes), abs=1e-9)
@@ -176,7 +176,7 @@ def test_a_planted_lesion_is_reported_with_the_grey_mld_and_a_healthy_tube_with_
     from autocar.quant.evidence import measure_with_evidence
 
     for stenosis in (0.6, 0.0):
-        g, s = tube(3.0, stenosis=stenosis)
+        g, _ = tube(3.0, stenosis=stenosis)
         images = [render_angiogram(g, v, rng=21 + k, contrast=1.0) for k, v in enumerate(VIEWS)]
         masks = [render_mask(g, v) for v in VIEWS]
         m = measure_with_evidence(g, VIEWS, masks=masks, images=images)

@@ -43,8 +43,8 @@ Shape letters: N nodes, V views, K samples per profile.
 from __future__ import annotations
 
 import math
+from collections.abc import Sequence
 from dataclasses import dataclass, field
-from typing import Sequence
 
 import numpy as np
 from scipy import ndimage
@@ -55,15 +55,15 @@ from autocar.geometry import CArmView
 from autocar.geometry.centerline import CenterlineGraph
 
 __all__ = [
-    "LumenOptions",
-    "LumenMeasurement",
     "AbsorptionTable",
+    "LumenMeasurement",
+    "LumenOptions",
     "blurred_absorption",
     "blurred_chord",
     "fit_profiles",
+    "lumen_radii",
     "node_normals_2d",
     "sample_profiles",
-    "lumen_radii",
 ]
 
 # Gauss-Legendre nodes on [-1, 1] for the blurred chord (:func:`_disc_quadrature`).
@@ -392,7 +392,7 @@ def node_normals_2d(graph: CenterlineGraph, view: CArmView) -> tuple[np.ndarray,
             tangent[i] = nodes[b] - nodes[a]
     length = np.linalg.norm(tangent, axis=1)
     unit = tangent / np.maximum(length, 1e-12)[:, None]
-    rc, w = view.project(nodes)
+    rc, _ = view.project(nodes)
     ahead, _ = view.project(nodes + unit)
     d = ahead - rc
     dl = np.linalg.norm(d, axis=1)
