@@ -13,9 +13,10 @@ with its radii taken two ways, in the same run:
   radii today (:func:`autocar.graph.extract.radii_from_masks`);
 - ``grey profiles``: the grey images' cross-section profiles fitted by the lumen model of
   :mod:`autocar.quant.lumen`;
-- ``mask + grey``: what ``autocar reconstruct`` reports from angiograms: the stenoses found on
-  the mask widths, each kept only when the grey reading shows it too and then measured there
-  (:func:`autocar.quant.evidence.confirm_in_grey`); the diameter profile is the masks'.
+- ``mask + grey``: what ``autocar reconstruct`` reports from angiograms
+  (:func:`autocar.quant.evidence.measure_with_evidence`): narrowings of the mask widths from 20 %
+  that both views' masks show, each kept only when the grey reading has a stenosis (>= 30 %)
+  there and then measured in it; the diameter profile is the masks'.
 
 Printed per pixel size and method:
 
@@ -47,7 +48,7 @@ from autocar.geometry import CArmView
 from autocar.geometry.centerline import CenterlineGraph
 from autocar.graph.extract import radii_from_masks
 from autocar.quant import measure
-from autocar.quant.evidence import confirm_in_grey
+from autocar.quant.evidence import measure_with_evidence
 from autocar.quant.lumen import lumen_radii
 from autocar.synth.angiogram import render_angiogram
 from autocar.synth.render import render_mask
@@ -145,14 +146,14 @@ def run(args: argparse.Namespace) -> None:
                 st = stats[method]
                 t0 = time.perf_counter()
                 mask_radii = radii_from_masks(graph, masks, views)
+                mask_graph = graph.with_nodes(graph.nodes, radii=mask_radii)
                 if method == "mask width":
-                    m = measure(graph.with_nodes(graph.nodes, radii=mask_radii), views, optimal_views=0)
-                else:
+                    m = measure(mask_graph, views, optimal_views=0)
+                elif method == "grey profiles":
                     radii = lumen_radii(graph, images, views).filled(mask_radii)
                     m = measure(graph.with_nodes(graph.nodes, radii=radii), views, optimal_views=0)
-                    if method == "mask + grey":
-                        m = confirm_in_grey(measure(graph.with_nodes(graph.nodes, radii=mask_radii), views,
-                                                    optimal_views=0), m)
+                else:
+                    m = measure_with_evidence(mask_graph, views, masks=masks, images=images)
                 st["time"] += time.perf_counter() - t0
                 arc, diam, found = read(m, graph, s)
                 far_from_ends = (arc > 3.0) & (arc < LENGTH_MM - 3.0)

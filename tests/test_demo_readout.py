@@ -40,3 +40,14 @@ def test_a_mild_reading_says_what_it_read_and_why():
 def test_misses_say_which_kind(where, start):
     rec = _vessel(0.6) if start.startswith("missed: the vessel") else _vessel(0.0)
     assert planted_readout(rec, 0, np.asarray(where), side=None).startswith(start)
+
+
+def test_the_reported_table_decides_found_and_a_withheld_one_says_so():
+    rec = _vessel(0.6)
+    grey = {"name": "segment 0", "diameter_stenosis_percent": 57.0, "position_mm": [0.5, 0.0, 0.0],
+            "measured_in": "grey profiles"}
+    line = planted_readout(rec, 0, np.zeros(3), side=None, reported=[grey])
+    assert line.startswith("found: segment 0 57%") and "measured in the grey profiles" in line
+    # The mask widths read a lesion there but the result did not report it (withheld).
+    line = planted_readout(rec, 0, np.zeros(3), side=None, reported=[])
+    assert line.startswith("not reported: the mask widths read") and "withheld_stenoses" in line

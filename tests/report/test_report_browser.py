@@ -46,7 +46,9 @@ def _measurements(graph) -> dict:
     node = int(segs[1]["nodes"][len(segs[1]["nodes"]) // 2])
     sten = {"segment": segs[1]["id"], "name": segs[1]["name"], "node": node, "position_mm": graph.nodes[node].tolist(),
             "distance_from_ostium_mm": 20.0, "diameter_stenosis_percent": 55.0, "minimal_diameter_mm": 1.3,
-            "reference_diameter_mm": 2.9, "lesion_length_mm": 8.0}
+            "reference_diameter_mm": 2.9, "lesion_length_mm": 8.0, "measured_in": "grey profiles",
+            "view_profiles": {"arc_mm": [-6.0, -3.0, 0.0, 3.0, 6.0],
+                              "diameter_mm": {"A": [2.9, 2.4, 1.3, 2.5, 2.8], "B": [3.0, None, 1.5, 2.6, 2.9]}}}
     return {"format": "autocar-measurements/1", "frame": 0, "tree_side": "left", "views": [],
             "segments": segs, "stenoses": [sten]}
 
@@ -157,6 +159,16 @@ def test_page_draws_without_errors(opened, tmp_path):
     assert "55" in page.locator("#measurements table >> nth=1 >> tbody tr").inner_text()
     first = page.locator("#measurements table >> nth=0 >> tbody tr >> nth=0").inner_text()
     assert "0.0 / 0.0" in first and "-0.0" not in first  # a tiny negative is not shown as -0.0
+    # The stenosis's evidence: a crop of each view around it and both views' diameter profiles.
+    ev = page.locator(".evidence[data-stenosis='0']")
+    assert "measured in the grey profiles" in ev.inner_text()
+    assert ev.locator("canvas.evidence-crop").count() == 2 and ev.locator("canvas.evidence-profile").count() == 1
+    drawn = page.evaluate("""() => Array.from(document.querySelectorAll('.evidence canvas')).map(c => {
+        const d = c.getContext('2d').getImageData(0, 0, c.width, c.height).data;
+        let n = 0; for (let i = 0; i < d.length; i += 4) { if (Math.max(d[i], d[i + 1], d[i + 2]) > 90) n++; }
+        return n / (d.length / 4); })""")
+    assert drawn[0] > 0.3 and drawn[1] > 0.3  # the (grey 196) mask crops are drawn
+    assert 0.005 < drawn[2] < 0.5  # two profile curves and labels on a dark background
     shot = tmp_path / "report.png"
     page.screenshot(path=str(shot), full_page=True)
     assert shot.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n" and shot.stat().st_size > 20_000

@@ -71,13 +71,14 @@ def make_demo_bundle(out: str | Path, *, seed: int = DEMO_SEED, frames: int = DE
 
 
 def planted_readout(rec: Any, frame: int, position_mm: np.ndarray, *, side: str | None,
-                    reach_mm: float = 5.0) -> str:
+                    reach_mm: float = 5.0, reported: list[dict] | None = None) -> str:
     """One line saying what the result reads at a known lesion (3D ``position_mm``, frame ``frame``).
 
-    The result's frame is measured again with every narrowing kept (no reporting threshold,
-    significance or shoulder test): the narrowing nearest the lesion within ``reach_mm`` is
-    what the reconstruction shows there; it is "found" when the default measurement reports
-    it too, otherwise the line says what it reads and why it was not reported.
+    reported : the stenoses of the result's ``measurements.json`` (what the user reads), or None to
+    use the default measurement of the frame's mask radii. A reported stenosis within ``reach_mm``
+    is "found". Otherwise the result's frame is measured again with every narrowing kept (no
+    reporting threshold, significance or shoulder test): the narrowing nearest the lesion is what
+    the reconstruction shows there, and the line says what it reads and why it was not reported.
     """
     from autocar.geometry import CArmView
     from autocar.quant import measure
@@ -99,10 +100,20 @@ def planted_readout(rec: Any, frame: int, position_mm: np.ndarray, *, side: str 
         d = [float(np.linalg.norm(np.asarray(f["position_mm"]) - position_mm)) for f in found]
         return None if not d or min(d) > reach_mm else {**found[int(np.argmin(d))], "offset": min(d)}
 
+    if reported is not None:
+        d = [float(np.linalg.norm(np.asarray(f["position_mm"]) - position_mm)) for f in reported]
+        if d and min(d) <= reach_mm:
+            hit = reported[int(np.argmin(d))]
+            how = f", measured in the {hit['measured_in']}" if hit.get("measured_in") else ""
+            return (f"found: {hit['name']} {hit['diameter_stenosis_percent']:.0f}% "
+                    f"({min(d):.1f} mm from the planted position{how})")
     hit = nearest(None)
-    if hit is not None:
+    if hit is not None and reported is None:
         return (f"found: {hit['name']} {hit['diameter_stenosis_percent']:.0f}% "
                 f"({hit['offset']:.1f} mm from the planted position)")
+    if hit is not None:
+        return (f"not reported: the mask widths read {hit['diameter_stenosis_percent']:.0f}% there, but not every "
+                "view (or the grey profiles) showed it (measurements.json, withheld_stenoses)")
     any_dip = nearest(StenosisOptions(min_percent=1.0, significance=0.0, min_shoulder_percent=0.0))
     if any_dip is None:
         return f"missed: the reconstructed vessel shows no narrowing within {reach_mm:.0f} mm of it"
@@ -151,7 +162,7 @@ def run_demo(out: str | Path, *, frames: int | None = None, segmenter: str = "un
               f"{s['distance_mm']:.0f} mm from the ostium")
         true_frame = matched.frames[min(frame, matched.num_frames - 1)]
         where = true_frame.nodes[int(s["node"])] if "node" in s else np.asarray(s["position_mm"], float)
-        print("  " + planted_readout(rec, frame, where, side="left"))
+        print("  " + planted_readout(rec, frame, where, side="left", reported=list(summary.stenoses)))
     print(f"open the report: {summary.out / 'report.html'}")
     return summary.out
 

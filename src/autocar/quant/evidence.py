@@ -41,7 +41,8 @@ from autocar.geometry import CArmView
 from autocar.geometry.centerline import CenterlineGraph
 from autocar.quant.profiles import arc_length
 
-__all__ = ["confirm_in_grey", "confirm_stenoses", "measure_with_evidence", "overlapped_in_view", "view_narrowing"]
+__all__ = ["confirm_in_grey", "confirm_stenoses", "measure_with_evidence", "overlapped_in_view", "view_narrowing",
+           "view_profiles"]
 
 
 def view_narrowing(radii: np.ndarray, arc_mm: np.ndarray, at: int, lesion_mm: float, *,
@@ -62,6 +63,25 @@ def view_narrowing(radii: np.ndarray, arc_mm: np.ndarray, at: int, lesion_mm: fl
         return float("nan")
     ref = float(np.median(shoulders))
     return float(100.0 * (1.0 - core.min() / ref)) if ref > 0 else float("nan")
+
+
+def view_profiles(per_view: np.ndarray, nodes: np.ndarray, arc_mm: np.ndarray, at: int, lesion_mm: float,
+                  names: Sequence[str], *, margin_mm: float = 6.0) -> dict[str, Any]:
+    """Each view's own diameter profile around a finding, for the reader to judge it.
+
+    per_view : (V, N) radii per view (mm, NaN: no evidence); nodes : (K,) the segment's nodes;
+    arc_mm : (K,) their arc length; at : the MLD's index in ``nodes``.
+    Returns ``{"arc_mm": [...], "diameter_mm": {name: [...]}}`` over ``lesion_mm / 2 + margin_mm``
+    either side of the MLD, arc relative to it (mm), diameters 2 r (None without evidence).
+    """
+    rel = np.asarray(arc_mm, float) - float(arc_mm[at])
+    keep = np.abs(rel) <= 0.5 * lesion_mm + margin_mm
+    out = {"arc_mm": [round(float(x), 2) for x in rel[keep]], "diameter_mm": {}}
+    for v in range(per_view.shape[0]):
+        name = names[v] if v < len(names) else f"view {v}"
+        d = 2.0 * per_view[v, np.asarray(nodes)[keep]]
+        out["diameter_mm"][name] = [None if not np.isfinite(x) else round(float(x), 3) for x in d]
+    return out
 
 
 def overlapped_in_view(graph: CenterlineGraph, view: CArmView, core: np.ndarray, *,
@@ -127,21 +147,25 @@ def confirm_stenoses(measurements: dict[str, Any], graph: CenterlineGraph, masks
             if overlapped_in_view(graph, views[v], core):
                 overlapped.append(name)
         record = {k: (None if not np.isfinite(x) else round(x, 1)) for k, x in narrowing.items()}
+        profiles = view_profiles(per_view, nodes, arc, at, float(st["lesion_length_mm"]), names)
         weak = [k for k, x in narrowing.items()
                 if np.isfinite(x) and x < min_view_percent and k not in overlapped]
         if weak:
             seen = ", ".join(f"{k} {x:.0f} %" for k, x in narrowing.items() if np.isfinite(x))
             withheld.append({**st, "view_narrowing_percent": record, "overlapped_in": overlapped,
+                             "view_profiles": profiles,
                              "reason": f"not seen in every view ({seen}; each view must narrow by at least "
                                        f"{min_view_percent:.0f} %)"})
         else:
-            kept.append({**st, "view_narrowing_percent": record, "overlapped_in": overlapped})
+            kept.append({**st, "view_narrowing_percent": record, "overlapped_in": overlapped,
+                         "view_profiles": profiles})
     out["stenoses"] = kept
     out["withheld_stenoses"] = withheld
     return out
 
 
-def confirm_in_grey(measurements: dict[str, Any], grey: dict[str, Any], *, match_mm: float = 3.0) -> dict[str, Any]:
+def confirm_in_grey(measurements: dict[str, Any], grey: dict[str, Any], *, match_mm: float = 3.0,
+                    report_percent: float = 30.0) -> dict[str, Any]:
     """``measurements`` with each stenosis re-read in the grey-level profiles, or withheld.
 
     measurements : ``autocar-measurements/1`` of the tree with its radii from the masks (where
@@ -152,7 +176,9 @@ def confirm_in_grey(measurements: dict[str, Any], grey: dict[str, Any], *, match
     A finding stays when the grey reading has a stenosis whose narrowest point lies within
     ``max(match_mm, half the lesion length)`` (3D) of it: its MLD, reference, %DS and length are then
     the grey reading's (the mask reading is kept as ``mask_reading``). Otherwise it moves to
-    ``withheld_stenoses`` with the reason. The tube phantoms of ``benchmarks/bench_qca_tubes.py``
+    ``withheld_stenoses`` with the reason, or is dropped when it is a candidate below
+    ``report_percent`` (the masks may be searched with a lower threshold than the report's: the
+    mask width underestimates a narrowing by up to a pixel per edge). The tube phantoms of ``benchmarks/bench_qca_tubes.py``
     measure both readings. Returns a new dictionary.
     """
     out = copy.deepcopy(measurements)
@@ -165,11 +191,14 @@ def confirm_in_grey(measurements: dict[str, Any], grey: dict[str, Any], *, match
         d = np.linalg.norm(where - np.asarray(st["position_mm"], float), axis=1) if len(where) else np.zeros(0)
         near = np.flatnonzero(d <= reach)
         if not len(near):
+            if float(st["diameter_stenosis_percent"]) < report_percent:
+                continue
             withheld.append({**st, "reason": "the grey-level profiles of the two views do not show it "
                                              f"(no narrowing >= 30 % within {reach:.1f} mm)"})
             continue
         best = others[int(near[np.argmin(d[near])])]
-        kept.append({**st, **{k: best[k] for k in keys}, "mask_reading": {k: st[k] for k in keys},
+        extra = {"view_profiles": best["view_profiles"]} if "view_profiles" in best else {}
+        kept.append({**st, **{k: best[k] for k in keys}, **extra, "mask_reading": {k: st[k] for k in keys},
                      "measured_in": "grey profiles"})
     out["stenoses"] = kept
     out["withheld_stenoses"] = withheld
@@ -178,34 +207,43 @@ def confirm_in_grey(measurements: dict[str, Any], grey: dict[str, Any], *, match
 
 def measure_with_evidence(graph: CenterlineGraph, views: Sequence[CArmView], *, view_names: Sequence[str] = ("A", "B"),
                           side: str | None = None, frame: int = 0, masks: Sequence[np.ndarray] | None = None,
-                          images: Sequence[np.ndarray] | None = None) -> dict[str, Any]:
+                          images: Sequence[np.ndarray] | None = None, candidate_percent: float = 20.0
+                          ) -> dict[str, Any]:
     """The measurements ``autocar reconstruct`` writes for one frame of a tree.
 
     graph : the tree (N nodes, mm; radii from the masks). views : one CArmView per view name.
     masks : the (H, W) vessel masks of the frame, one per view, or None: with them a stenosis must
         narrow in each view (:func:`confirm_stenoses`).
-    images : the frame's grey angiograms, one per view, or None: with them (and masks) a stenosis
-        must also show in the radii measured in the grey cross-section profiles
-        (:func:`autocar.quant.lumen.lumen_radii`), which then give its MLD, reference and %DS
-        (:func:`confirm_in_grey`).
+    images : the frame's grey angiograms, one per view, or None: with them (and masks) every
+        narrowing of the mask widths from ``candidate_percent`` (that both views' masks show) is a
+        candidate, reported when the radii measured in the grey cross-section profiles
+        (:func:`autocar.quant.lumen.lumen_radii`) show a stenosis there from the report's 30 %;
+        its MLD, reference and %DS are the grey reading's (:func:`confirm_in_grey`).
     The result records how diameters were read in ``diameter_source``.
     """
     from autocar.quant.lumen import lumen_radii
     from autocar.quant.measurements import measure
+    from autocar.quant.stenosis import StenosisOptions
 
     names = tuple(view_names)
-    out = measure(graph, views, view_names=names, side=side, frame=frame)
-    out["diameter_source"] = {"method": "mask width"}
-    if masks is None:
-        return out
+    report = StenosisOptions()
+    if masks is None or images is None:
+        out = measure(graph, views, view_names=names, side=side, frame=frame)
+        out["diameter_source"] = {"method": "mask width"}
+        return out if masks is None else confirm_stenoses(out, graph, masks, views)
+    # Candidates: narrowings of the mask widths from candidate_percent; reported when the grey reading
+    # (its own detection, from the report's threshold) shows them too.
+    out = measure(graph, views, view_names=names, side=side, frame=frame,
+                  stenosis=StenosisOptions(min_percent=candidate_percent))
     out = confirm_stenoses(out, graph, masks, views)
-    if images is None:
-        return out
     lumen = lumen_radii(graph, images, views)
     grey_graph = graph.with_nodes(graph.nodes, radii=lumen.filled(graph.radii))
     grey = measure(grey_graph, views, view_names=names, side=side, frame=frame, optimal_views=0)
     grey = confirm_stenoses(grey, grey_graph, masks, views, per_view_radii=lumen.per_view_mm)
-    out = confirm_in_grey(out, grey)
+    out = confirm_in_grey(out, grey, report_percent=report.min_percent)
+    # A candidate below the report's threshold is no finding, withheld or not.
+    out["withheld_stenoses"] = [w for w in out["withheld_stenoses"]
+                                if float(w["diameter_stenosis_percent"]) >= report.min_percent]
     out["diameter_source"] = {
         "method": "mask width; stenoses confirmed and measured in the grey profiles",
         "blur_px": [round(float(x), 3) for x in lumen.blur_px],

@@ -344,8 +344,28 @@ def _measured_stenoses(meas: Mapping[str, Any], seg_ids: set[int], num_nodes: in
             "lesion_length_mm",
         ):
             entry[key] = _number(st.get(key), f"{where}.{key}")
+        entry["view_profiles"] = _view_profiles(st.get("view_profiles"), f"{where}.view_profiles")
+        entry["measured_in"] = st.get("measured_in") if isinstance(st.get("measured_in"), str) else None
         out.append(entry)
     return out
+
+
+def _view_profiles(prof: Any, where: str) -> dict[str, Any] | None:
+    """A finding's per-view diameter profiles (``quant.evidence.view_profiles``), checked; None if absent."""
+    if prof is None:
+        return None
+    if not isinstance(prof, Mapping) or not isinstance(prof.get("arc_mm"), list) \
+            or not isinstance(prof.get("diameter_mm"), Mapping):
+        raise CaseFormatError(f"measurements: {where} must hold an arc_mm list and a diameter_mm object")
+    arc = [_number(x, f"{where}.arc_mm[{i}]") for i, x in enumerate(prof["arc_mm"])]
+    if any(x is None for x in arc):
+        raise CaseFormatError(f"measurements: {where}.arc_mm must hold numbers")
+    diam = {}
+    for name, values in prof["diameter_mm"].items():
+        if not isinstance(values, list) or len(values) != len(arc):
+            raise CaseFormatError(f"measurements: {where}.diameter_mm[{name!r}] must be a list of {len(arc)} values")
+        diam[str(name)] = [_number(x, f"{where}.diameter_mm[{name!r}][{i}]") for i, x in enumerate(values)]
+    return {"arc_mm": arc, "diameter_mm": diam}
 
 
 def _check_measurements(meas: Any) -> Mapping[str, Any]:

@@ -673,6 +673,108 @@
     });
     box.appendChild(table(["Vessel", "From ostium (mm)", "Diameter stenosis (%)", "MLD (mm)",
       "Reference \u00d8 (mm)", "Lesion length (mm)"], srows));
+    buildEvidence(box);
+  }
+
+  // ------------------------------------------------- evidence of each stenosis
+  // Per finding: a crop of each view around its narrowest point (the measured
+  // frame's images) and each view's own diameter profile through it.
+  var VIEW_COLOURS = ["#58a6ff", "#f0883e", "#a371f7", "#3fb950"];
+
+  function buildEvidence(box) {
+    var frame = data.measurements && data.measurements.frame !== null ? data.measurements.frame : 0;
+    if (frame >= data.frames.length) { frame = 0; }
+    data.stenoses.forEach(function (st, k) {
+      var div = el("div", { "class": "evidence", "data-stenosis": String(k) });
+      var title = (st.name || "stenosis") + ": " + fmt(st.diameter_stenosis_percent, 0) + " % diameter stenosis" +
+        (st.measured_in ? " (measured in the " + st.measured_in + ")" : "");
+      div.appendChild(el("h4", null, title));
+      var row = el("div", { "class": "evidence-row" });
+      views2d.forEach(function (view) {
+        var c = el("canvas", { "class": "evidence-crop", "width": "144", "height": "144",
+          "title": "view " + view.meta.name + " around the narrowest point" });
+        row.appendChild(c);
+        drawCrop(c, view, frame, st.node);
+      });
+      var p = el("canvas", { "class": "evidence-profile", "width": "300", "height": "144" });
+      row.appendChild(p);
+      div.appendChild(row);
+      box.appendChild(div);
+      drawViewProfiles(p, st);
+    });
+  }
+
+  function drawCrop(canvas, view, frame, node) {
+    var ctx = canvas.getContext("2d");
+    ctx.fillStyle = BG;
+    ctx.fillRect(0, 0, canvas.width, canvas.height);
+    var proj = data.frames[frame].proj[view.meta.name];
+    if (node === null || !proj || proj[2 * node] === null) { return; }
+    var r = proj[2 * node], c = proj[2 * node + 1], half = 24;
+    var img = view.pictures[String(data.frames[frame].pair[view.index])];
+    function paint() {
+      var s = img.naturalWidth / view.meta.columns;
+      ctx.imageSmoothingEnabled = false;
+      ctx.drawImage(img, (c - half) * s, (r - half) * s, 2 * half * s, 2 * half * s, 0, 0, canvas.width, canvas.height);
+      ctx.strokeStyle = ACCENT;
+      ctx.lineWidth = 1.5;
+      ctx.beginPath();
+      ctx.arc(canvas.width / 2, canvas.height / 2, canvas.width / 8, 0, 2 * Math.PI);
+      ctx.stroke();
+      ctx.fillStyle = "#e6edf3";
+      ctx.font = "11px sans-serif";
+      ctx.fillText(view.meta.name, 4, 12);
+    }
+    if (!img) { return; }
+    if (img.complete && img.naturalWidth) { paint(); } else { img.addEventListener("load", paint); }
+  }
+
+  function drawViewProfiles(canvas, st) {
+    var ctx = canvas.getContext("2d"), W = canvas.width, H = canvas.height;
+    ctx.fillStyle = BG;
+    ctx.fillRect(0, 0, W, H);
+    var p = st.view_profiles;
+    ctx.fillStyle = "#8b949e";
+    ctx.font = "10px sans-serif";
+    if (!p || p.arc_mm.length < 2) { ctx.fillText("no per-view profile", 8, 16); return; }
+    var names = Object.keys(p.diameter_mm), ymax = 0;
+    names.forEach(function (n) { p.diameter_mm[n].forEach(function (d) { if (d !== null && d > ymax) { ymax = d; } }); });
+    if (st.reference_diameter_mm !== null && st.reference_diameter_mm > ymax) { ymax = st.reference_diameter_mm; }
+    ymax = Math.max(ymax * 1.15, 0.5);
+    var x0 = p.arc_mm[0], x1 = p.arc_mm[p.arc_mm.length - 1], L = 28, R = 6, T = 6, B = 18;
+    function px(x) { return L + (x - x0) / Math.max(1e-9, x1 - x0) * (W - L - R); }
+    function py(y) { return H - B - y / ymax * (H - T - B); }
+    ctx.strokeStyle = "#2a313c";
+    ctx.beginPath(); ctx.moveTo(L, T); ctx.lineTo(L, H - B); ctx.lineTo(W - R, H - B); ctx.stroke();
+    if (st.reference_diameter_mm !== null) {
+      ctx.setLineDash([4, 3]);
+      ctx.strokeStyle = "#8b949e";
+      ctx.beginPath(); ctx.moveTo(L, py(st.reference_diameter_mm)); ctx.lineTo(W - R, py(st.reference_diameter_mm)); ctx.stroke();
+      ctx.setLineDash([]);
+    }
+    ctx.strokeStyle = "#30363d";
+    ctx.beginPath(); ctx.moveTo(px(0), T); ctx.lineTo(px(0), H - B); ctx.stroke();
+    names.forEach(function (n, k) {
+      ctx.strokeStyle = VIEW_COLOURS[k % VIEW_COLOURS.length];
+      ctx.lineWidth = 1.6;
+      ctx.beginPath();
+      var pen = false;
+      p.diameter_mm[n].forEach(function (d, i) {
+        if (d === null) { pen = false; return; }
+        if (pen) { ctx.lineTo(px(p.arc_mm[i]), py(d)); } else { ctx.moveTo(px(p.arc_mm[i]), py(d)); pen = true; }
+      });
+      ctx.stroke();
+      ctx.fillStyle = VIEW_COLOURS[k % VIEW_COLOURS.length];
+      ctx.fillText("view " + n, W - R - 48, T + 10 + 12 * k);
+    });
+    ctx.lineWidth = 1;
+    ctx.fillStyle = "#8b949e";
+    ctx.textAlign = "right";
+    ctx.fillText(fmt(ymax, 1), L - 3, py(ymax) + 4);
+    ctx.fillText("0", L - 3, py(0));
+    ctx.textAlign = "center";
+    ctx.fillText("mm from the MLD \u00b7 diameter (mm) \u00b7 reference dashed", (L + W - R) / 2, H - 4);
+    ctx.textAlign = "start";
   }
 
   function showSelection() {
