@@ -51,7 +51,7 @@ Measured by ``python benchmarks/bench_qca_tubes.py`` (24 tubes per pixel size,
 rendered angiograms, true centre line): healthy diameter error -0.04 / -0.07 /
 -0.06 mm (SD 0.10-0.12) at 0.2 / 0.25 / 0.3 mm pixels, against -0.12 / -0.15 /
 -0.15 (SD 0.05-0.07) from the mask width. Alone it finds every planted lesion
->= 30 % but also false ones on real trees (``bench_qca_real.py``: 1.3 per
+>= 30 % but also false ones on real trees (``bench_qca_real.py``: 1.6 per
 healthy tree >= 40 %), so :func:`autocar.quant.evidence.measure_with_evidence`
 uses it to confirm and measure the findings of the mask widths.
 Shape letters: N nodes, V views, K samples per profile.
