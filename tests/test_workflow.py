@@ -256,6 +256,31 @@ def test_warn_mode_writes_a_flagged_result_that_cannot_pass_for_a_good_one(mirro
     assert 'id="quality-warning"' in page and "mirrored" in page
 
 
+def test_a_result_whose_pairing_failed_reports_no_stenosis(mirrored_case_dir, tmp_path, monkeypatch):
+    import autocar.pipeline.workflow as workflow
+
+    original = workflow._measure
+
+    def with_a_lesion(graph, case, frame, pair=None, images=None):
+        out = original(graph, case, frame, pair, images)
+        seg = out["segments"][0]
+        node = seg["nodes"][len(seg["nodes"]) // 2]
+        out["stenoses"] = [{"segment": seg["id"], "name": seg["name"], "node": node,
+                            "position_mm": graph.nodes[node].tolist(), "distance_from_ostium_mm": 10.0,
+                            "diameter_stenosis_percent": 60.0, "minimal_diameter_mm": 1.0,
+                            "reference_diameter_mm": 2.5, "lesion_length_mm": 5.0}]
+        return out
+
+    monkeypatch.setattr(workflow, "_measure", with_a_lesion)
+    out = tmp_path / "out"
+    summary = run(mirrored_case_dir, out, RunOptions(geometry_check="warn", snapshot=False, report=False),
+                  progress=False)
+    meas = read_measurements(out / "measurements.json")
+    assert meas["stenoses"] == [] and summary.stenoses == []
+    assert len(meas["withheld_stenoses"]) == 1
+    assert "pairing check found the geometry mirrored" in meas["withheld_stenoses"][0]["reason"]
+
+
 def test_a_good_result_has_quality_signals_and_no_banner(mask_case_dir, tmp_path):
     out = tmp_path / "out"
     run(mask_case_dir, out, RunOptions(tree="left", measurements=False, snapshot=False), progress=False)

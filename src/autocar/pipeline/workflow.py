@@ -500,9 +500,15 @@ def run(
         measurements = _measure(graph, mask_case, reference, pairs[reference],
                                 images if options.grey_diameters else None)
         seconds["measure"] = time.perf_counter() - t0
+        verdict = (quality.get("signals") or {}).get("pairing")
+        if verdict in ("mirrored", "swapped", "inconsistent") and measurements.get("stenoses"):
+            from autocar.quant.evidence import withhold_all
+
+            measurements = withhold_all(measurements, f"the view pairing check found the geometry {verdict}: "
+                                                      "no diameter or position of this result can be trusted")
         withheld = measurements.get("withheld_stenoses") or []
         if withheld:
-            notes.append(f"{len(withheld)} narrowing(s) not reported as stenoses: not seen in both views "
+            notes.append(f"{len(withheld)} narrowing(s) not reported as stenoses, each with its reason "
                          f"(measurements.json, withheld_stenoses)")
         if measurements.get("catheter"):
             cath = measurements["catheter"]

@@ -42,7 +42,7 @@ from autocar.geometry.centerline import CenterlineGraph
 from autocar.quant.profiles import arc_length
 
 __all__ = ["confirm_in_grey", "confirm_stenoses", "measure_with_evidence", "overlapped_in_view", "view_narrowing",
-           "view_profiles"]
+           "view_profiles", "withhold_all"]
 
 
 def view_narrowing(radii: np.ndarray, arc_mm: np.ndarray, at: int, lesion_mm: float, *,
@@ -249,4 +249,14 @@ def measure_with_evidence(graph: CenterlineGraph, views: Sequence[CArmView], *, 
         "blur_px": [round(float(x), 3) for x in lumen.blur_px],
         "nodes_measured": {n: int(c) for n, c in zip(names, lumen.measured)},
     }
+    return out
+
+
+def withhold_all(measurements: dict[str, Any], reason: str) -> dict[str, Any]:
+    """``measurements`` with every stenosis moved to ``withheld_stenoses`` with ``reason`` (a result
+    whose view geometry failed its check: its diameters and positions cannot be trusted)."""
+    out = copy.deepcopy(measurements)
+    out["withheld_stenoses"] = list(out.get("withheld_stenoses", [])) + [
+        {**st, "reason": reason} for st in out.get("stenoses") or []]
+    out["stenoses"] = []
     return out
