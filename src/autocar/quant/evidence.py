@@ -182,7 +182,7 @@ def confirm_in_grey(measurements: dict[str, Any], grey: dict[str, Any], *, match
     measure both readings. Returns a new dictionary.
     """
     out = copy.deepcopy(measurements)
-    others = [g for g in grey.get("stenoses") or []]
+    others = list(grey.get("stenoses") or [])
     where = np.array([g["position_mm"] for g in others], float).reshape(-1, 3)
     kept, withheld = [], list(out.get("withheld_stenoses", []))
     keys = ("diameter_stenosis_percent", "minimal_diameter_mm", "reference_diameter_mm", "lesion_length_mm")

@@ -247,7 +247,7 @@ def fit_profiles(
     y: np.ndarray,
     r0: np.ndarray,
     *,
-    blur_px: float | None,
+    blur_px: float,
     attenuation_px: np.ndarray | float = 0.05,
     contrast_ref: np.ndarray | None = None,
     contrast_prior: float = 0.35,
@@ -259,7 +259,7 @@ def fit_profiles(
 
     t : (P, K) sample offsets of each profile from its node, pixels; y : (P, K) grey values
     (vessels dark); r0 : (P,) first guess of the radius, pixels.
-    blur_px : the blur SD (pixels), or None to fit it per profile too.
+    blur_px : the blur SD, pixels (one per view: :func:`_view_blur`).
     attenuation_px : attenuation per pixel of chord ``k`` (contrast medium's ``mu`` times the pixel
         size at the vessel), scalar or (P,); held fixed: the absorption's saturation and the
         display's compression (``D - q D^2``, ``-0.5 <= q <= 2``, a zero-mean prior of SD 2)
@@ -280,9 +280,6 @@ def fit_profiles(
     if n == 0:
         z = np.zeros(0)
         return {"radius_px": z, "center_px": z, "contrast": z, "blur_px": z, "explained": z, "cost": z}
-    free_s = blur_px is None
-    if free_s:
-        table = None
     # Normalise each profile: background level 0, dip depth about 1.
     outer = np.abs(t) >= 0.7 * np.abs(t).max(axis=1, keepdims=True)
     base = np.array([np.median(y[i, outer[i]]) for i in range(n)])
@@ -290,12 +287,12 @@ def fit_profiles(
     yn = (y - base[:, None]) / scale[:, None]
     r0 = np.clip(np.asarray(r0, float), 0.3, None)
     k = np.broadcast_to(np.asarray(attenuation_px, float), (n,)).reshape(n, 1)
-    # Parameters: b0, b1, log C, c, log r, q[, log s].
-    npar = 7 if free_s else 6
+    # Parameters: b0, b1, log C, c, log r, q.
+    npar = 6
     p = np.zeros((n, npar))
     p[:, 2] = np.log(1.0 / (2.0 * r0))
     p[:, 4] = np.log(r0)
-    s_fixed = None if free_s else np.full((n, 1), float(blur_px))
+    s_fixed = np.full((n, 1), float(blur_px))
     ref = None
     if contrast_ref is not None:
         ref = np.log(np.asarray(contrast_ref, float) / scale)  # the prior in normalised units
@@ -304,12 +301,12 @@ def fit_profiles(
     d2 = np.diff(yn, n=2, axis=1)
     noise = np.clip(1.4826 * np.median(np.abs(d2 - np.median(d2, axis=1, keepdims=True)), axis=1)
                     / math.sqrt(6.0), 0.01, None)
-    data_w = (np.ones_like(yn) if weights is None else np.asarray(weights, float)) / noise[:, None]
+    wt = np.ones_like(yn) if weights is None else np.asarray(weights, float)
+    data_w = wt / noise[:, None]
     eps = 1e-4
 
     def dip_of(q: np.ndarray) -> np.ndarray:
-        sig = np.exp(q[:, 6:7]) if free_s else s_fixed
-        return _dip(t, q[:, 3:4], q[:, 4:5], sig, k, table)
+        return _dip(t, q[:, 3:4], q[:, 4:5], s_fixed, k, table)
 
     def evaluate(q: np.ndarray, dip: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         """Residuals (P, R) and, for the Jacobian, the model's shown dip and its q-derivative."""
@@ -318,12 +315,10 @@ def fit_profiles(
         cols = [(model - yn) * data_w, 0.02 * q[:, 3:4], q[:, 5:6] / 2.0]
         if ref is not None:
             cols.append(np.where(np.isfinite(ref), (q[:, 2] - np.nan_to_num(ref)) / contrast_prior, 0.0)[:, None])
-        if free_s:
-            cols.append(q[:, 6:7])  # log blur: prior 1 px, SD a factor e
         return np.concatenate(cols, axis=1), d_q
 
     def jacobian(q: np.ndarray, dip: np.ndarray, d_q: np.ndarray) -> np.ndarray:
-        nres = kk + 2 + (ref is not None) + free_s
+        nres = kk + 2 + (ref is not None)
         jac = np.zeros((n, nres, npar))
         amp = np.exp(q[:, 2:3]) / k
         shown, _ = _shown(dip, q[:, 5:6])
@@ -331,19 +326,15 @@ def fit_profiles(
         jac[:, :kk, 1] = t * data_w
         jac[:, :kk, 2] = -amp * shown * data_w
         jac[:, :kk, 5] = -amp * d_q * data_w
-        for j in (3, 4, 6) if free_s else (3, 4):
+        for j in (3, 4):  # the centre and the radius move the dip: finite differences
             qq = q.copy()
             qq[:, j] += eps
             shown_j, _ = _shown(dip_of(qq), q[:, 5:6])
             jac[:, :kk, j] = -amp * (shown_j - shown) / eps * data_w
         jac[:, kk, 3] = 0.02
         jac[:, kk + 1, 5] = 0.5
-        row = kk + 2
         if ref is not None:
-            jac[:, row, 2] = np.where(np.isfinite(ref), 1.0 / contrast_prior, 0.0)
-            row += 1
-        if free_s:
-            jac[:, row, 6] = 1.0
+            jac[:, kk + 2, 2] = np.where(np.isfinite(ref), 1.0 / contrast_prior, 0.0)
         return jac
 
     lam = np.full(n, 1e-2)
@@ -364,8 +355,6 @@ def fit_profiles(
         q = p + step
         q[:, 4] = np.clip(q[:, 4], lo_r, hi_r)
         q[:, 5] = np.clip(q[:, 5], -0.5, 2.0)
-        if free_s:
-            q[:, 6] = np.clip(q[:, 6], math.log(0.3), math.log(4.0))
         dip_q = dip_of(q)
         res_q, d_q_q = evaluate(q, dip_q)
         cost_q = np.sum(res_q**2, axis=1)
@@ -375,7 +364,6 @@ def fit_profiles(
         lam = np.where(better, lam * 0.3, lam * 5.0).clip(1e-7, 1e7)
     shown, _ = _shown(dip, p[:, 5:6])
     fit = p[:, 0:1] + p[:, 1:2] * t - np.exp(p[:, 2:3]) / k * shown
-    wt = np.ones_like(yn) if weights is None else np.asarray(weights, float)
     mean = np.sum(wt * yn, axis=1, keepdims=True) / np.maximum(wt.sum(axis=1, keepdims=True), 1e-12)
     var = np.sum(wt * (yn - mean) ** 2, axis=1)
     explained = 1.0 - np.sum(wt * (fit - yn) ** 2, axis=1) / np.maximum(var, 1e-12)
@@ -383,7 +371,7 @@ def fit_profiles(
         "radius_px": np.exp(p[:, 4]),
         "center_px": p[:, 3],
         "contrast": np.exp(p[:, 2]) * scale,
-        "blur_px": np.exp(p[:, 6]) if free_s else np.full(n, float(blur_px)),
+        "blur_px": np.full(n, float(blur_px)),
         "explained": explained,
         "cost": cost,
     }
@@ -515,8 +503,7 @@ def _view_radii(graph: CenterlineGraph, image: np.ndarray, view: CArmView, opt: 
     t = half[idx, None] * np.linspace(-1.0, 1.0, opt.samples)[None, :]
     y = sample_profiles(image, rc[idx], normal[idx], t)
     wts = _unclipped(image, y)
-    spacing = 0.5 * (view.spacing_mm[0] + view.spacing_mm[1])
-    mm_per_px = spacing * view.depth(graph.nodes[idx]) / view.sid_mm  # at each node's depth
+    mm_per_px = 1.0 / view.radius_px(1.0, graph.nodes[idx])  # at each node's depth
     k_px = opt.attenuation_per_mm * mm_per_px
     # 1. The blur: one for the view, the value that lets the model fit the widest vessels best
     # (a profile alone says little about it: its edge slope is noisy).
