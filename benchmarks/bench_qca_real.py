@@ -17,8 +17,10 @@ construction (0: the CT radii as they are). The trees are measured by
   node's radius taken from the nearest true node: reconstruction errors of position and
   topology only;
 - ``reconstructed``: the reconstruction as a user gets it (radii measured on the masks);
-- ``..., both views``: the same findings kept only when both views' masks show the narrowing
-  (:func:`autocar.quant.evidence.confirm_stenoses`), what ``autocar reconstruct`` reports from masks;
+- ``..., both views``: what ``autocar reconstruct`` reports from masks
+  (:func:`autocar.quant.evidence.measure_with_evidence`): radii where another vessel overlaps in
+  every view bridged along the vessel (:func:`autocar.quant.overlaps.bridge_overlaps`), findings kept
+  only when both views' masks show the narrowing (:func:`autocar.quant.evidence.confirm_stenoses`);
 - ``grey radii``: the true centre line with its radii measured in grey angiograms of the same
   frame (``render_angiogram`` with catheter, background and noise;
   :func:`autocar.quant.lumen.lumen_radii`), every finding;
@@ -47,7 +49,7 @@ from autocar.evaluation.metrics import centerline_scores
 from autocar.geometry.centerline import CenterlineGraph
 from autocar.pipeline.static import default_model, reconstruct_pair
 from autocar.quant import measure
-from autocar.quant.evidence import confirm_stenoses, measure_with_evidence
+from autocar.quant.evidence import measure_with_evidence
 from autocar.quant.lumen import lumen_radii
 from autocar.synth.angiogram import render_angiogram
 from autocar.synth.cases import SynthCaseConfig, synthesize_case
@@ -58,18 +60,16 @@ from bench_dynamic import REAL_SEED0, real_trees  # noqa: E402
 
 def findings(graph: CenterlineGraph, views, side: str, masks=None, images=None) -> list[float]:
     """The %DS of every stenosis the measurement reports on ``graph`` (empty when it cannot measure);
-    with ``masks``, only those both views show (:func:`autocar.quant.evidence.confirm_stenoses`); with
-    ``images`` too, only those the grey profiles also show, measured there (what ``autocar
+    with ``masks``, what ``autocar reconstruct`` reports from masks (overlaps bridged, only what both
+    views show: :func:`autocar.quant.evidence.measure_with_evidence`); with ``images`` too, only those the grey profiles also show, measured there (what ``autocar
     reconstruct`` reports from angiograms, :func:`autocar.quant.evidence.measure_with_evidence`)."""
     if graph.num_nodes < 2:
         return []
     try:
-        if images is not None:
+        if masks is not None:
             m = measure_with_evidence(graph, views, side=side, masks=masks, images=images)
         else:
             m = measure(graph, views, side=side, optimal_views=0)
-            if masks is not None:
-                m = confirm_stenoses(m, graph, masks, views)
     except ValueError:  # a graph the measurement refuses (e.g. a cycle) reports nothing
         return []
     return [float(s["diameter_stenosis_percent"]) for s in m["stenoses"]]

@@ -10,9 +10,11 @@ line is measured (``autocar.quant.measure``, the stenosis table of ``autocar rec
 with its radii taken two ways, in the same run:
 
 - ``mask width``: the vessel masks (true masks, ``render_mask``) as the pipeline measures
-  radii today (:func:`autocar.graph.extract.radii_from_masks`);
+  radii (:func:`autocar.graph.extract.radii_from_masks`), findings as ``autocar reconstruct``
+  reports them from masks (:func:`autocar.quant.evidence.measure_with_evidence` without images);
 - ``grey profiles``: the grey images' cross-section profiles fitted by the lumen model of
-  :mod:`autocar.quant.lumen`;
+  :mod:`autocar.quant.lumen`, every finding of the profile (a diagnostic row: its uncertainty is
+  the profile noise alone);
 - ``mask + grey``: what ``autocar reconstruct`` reports from angiograms
   (:func:`autocar.quant.evidence.measure_with_evidence`): narrowings of the mask widths from 20 %
   that both views' masks show, each kept only when the grey reading has a stenosis (>= 30 %)
@@ -31,7 +33,9 @@ Printed per pixel size and method:
   %DS error (points, mean absolute) and lesion-length error (mm, mean +- SD; the true length
   is where the true diameter is >= 10 % below the tube's, the stenosis detector's boundary)
   over the lesions found;
-- false stenoses per tube (a finding >= 30 % / >= 40 % away from any planted lesion).
+- false stenoses per tube (a finding >= 30 % / >= 40 % away from any planted lesion);
+- how often the true MLD and %DS of a found lesion lie within two of the finding's own
+  standard deviations (its ``uncertainty``): about 95 % when the uncertainty is honest.
 
 The issue-27 targets on these phantoms: MLD error within 0.1 +- 0.2 mm, length within 1 mm.
 Run (about 2 min on 2 cores): ``python benchmarks/bench_qca_tubes.py [--tubes 24] [--seed 0] [--pixel-sizes 0.2,0.25,0.3]``
@@ -122,12 +126,13 @@ def run(args: argparse.Namespace) -> None:
     print(f"{args.tubes} tubes per pixel size (2/3 with a lesion), seed {args.seed}\n")
     header = (f"{'pixel':>6} {'method':<14} {'healthy d err':>16} {'profile MLD err':>16} {'found>=30':>9} "
               f"{'found>=50':>9} {'MLD err (found)':>16} {'ref err (found)':>16} "
-              f"{'%DS MAE':>8} {'length err':>16} {'FP>=30/tube':>11} {'FP>=40/tube':>11} {'s/tube':>7}")
+              f"{'%DS MAE':>8} {'length err':>16} {'FP>=30/tube':>11} {'FP>=40/tube':>11} {'s/tube':>7} "
+              f"{'MLD, %DS within 2 SD':>20}")
     print(header)
     for px in pixel_sizes:
         gen = np.random.default_rng([args.seed, int(round(px * 1000))])
         stats = {k: {"healthy": [], "mld": [], "found30": [0, 0], "found50": [0, 0], "ds": [], "len": [], "mld_found": [], "ref": [],
-                     "fp30": 0, "fp40": 0, "time": 0.0} for k in ("mask width", "grey profiles", "mask + grey")}
+                     "fp30": 0, "fp40": 0, "time": 0.0, "z_mld": [], "z_ds": []} for k in ("mask width", "grey profiles", "mask + grey")}
         made = 0
         while made < args.tubes:
             diameter = gen.uniform(1.5, 5.0)
@@ -148,7 +153,7 @@ def run(args: argparse.Namespace) -> None:
                 mask_radii = radii_from_masks(graph, masks, views)
                 mask_graph = graph.with_nodes(graph.nodes, radii=mask_radii)
                 if method == "mask width":
-                    m = measure(mask_graph, views, optimal_views=0)
+                    m = measure_with_evidence(mask_graph, views, masks=masks)
                 elif method == "grey profiles":
                     radii = lumen_radii(graph, images, views).filled(mask_radii)
                     m = measure(graph.with_nodes(graph.nodes, radii=radii), views, optimal_views=0)
@@ -176,6 +181,10 @@ def run(args: argparse.Namespace) -> None:
                         st["mld_found"].append(best["minimal_diameter_mm"] - mld)
                         st["ref"].append(best["reference_diameter_mm"] - diameter)
                         st["len"].append(best["lesion_length_mm"] - length)
+                        unc = best["uncertainty"]  # the finding's own standard deviations
+                        st["z_mld"].append((best["minimal_diameter_mm"] - mld) / max(unc["minimal_diameter_mm"], 1e-6))
+                        st["z_ds"].append((best["diameter_stenosis_percent"] - ds_true)
+                                          / max(unc["diameter_stenosis_percent"], 1e-6))
                     others = [f for f in found if f not in hit]
                 else:
                     healthy = far_from_ends
@@ -189,10 +198,12 @@ def run(args: argparse.Namespace) -> None:
             f30 = f"{st['found30'][0]}/{st['found30'][1]}"
             f50 = f"{st['found50'][0]}/{st['found50'][1]}"
             mae = f"{np.mean(st['ds']):.1f}" if st["ds"] else "-"
+            cover = (f"{np.mean(np.abs(st['z_mld']) <= 2):.0%}, {np.mean(np.abs(st['z_ds']) <= 2):.0%}"
+                     if st["z_mld"] else "-")
             print(f"{px:>6.2f} {method:<14} {ms(st['healthy']):>16} {ms(st['mld']):>16} {f30:>9} {f50:>9} "
                   f"{ms(st['mld_found']):>16} {ms(st['ref']):>16} {mae:>8} "
                   f"{ms(st['len']):>16} {st['fp30'] / args.tubes:>11.2f} {st['fp40'] / args.tubes:>11.2f} "
-                  f"{st['time'] / args.tubes:>7.2f}")
+                  f"{st['time'] / args.tubes:>7.2f} {cover:>20}")
 
 
 def main() -> None:

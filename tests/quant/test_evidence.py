@@ -94,3 +94,58 @@ def test_confirm_in_grey_keeps_what_the_grey_reading_shows_and_takes_its_numbers
     assert out["stenoses"][0]["mask_reading"]["diameter_stenosis_percent"] == 45.0
     assert len(out["withheld_stenoses"]) == 1 and "grey-level profiles" in out["withheld_stenoses"][0]["reason"]
     assert masks_reading["stenoses"][0]["diameter_stenosis_percent"] == 45.0  # the input is not changed
+
+
+
+def test_a_grey_finding_no_view_measured_is_withheld_unless_a_mask_breaks_there():
+    from autocar.quant.evidence import mask_gap
+
+    narrowed = tube(0.5)
+    masks = [render_mask(narrowed, AP) > 0, render_mask(narrowed, LAO) > 0]
+    per_view = np.tile(narrowed.radii, (2, 1))
+    out = confirm_stenoses(measurements(narrowed), narrowed, masks, [AP, LAO], per_view_radii=per_view,
+                           min_views_measured=1)
+    assert len(out["stenoses"]) == 1
+    # No view's profile fit read the lesion's core (overlaps, failed fits): the finding's MLD would be
+    # the mask's radius under another name.
+    blind = per_view.copy()
+    z = narrowed.nodes[:, 2]
+    blind[:, np.abs(z) < 1.5] = np.nan
+    out = confirm_stenoses(measurements(narrowed), narrowed, masks, [AP, LAO], per_view_radii=blind,
+                           min_views_measured=1)
+    assert out["stenoses"] == [] and "in 0 view(s), 1 needed" in out["withheld_stenoses"][0]["reason"]
+    assert len(confirm_stenoses(measurements(narrowed), narrowed, masks, [AP, LAO], per_view_radii=blind)[
+        "stenoses"]) == 1  # the rule is off by default
+    # View A's mask breaks at the lesion (a lumen too narrow for the segmenter): that view saw it.
+    broken = [masks[0].copy(), masks[1]]
+    rc, _ = AP.project(narrowed.nodes[np.abs(z) < 1.5])
+    broken[0][int(rc[:, 0].min()) - 2:int(rc[:, 0].max()) + 3, :] = False
+    arc = z + 30.0
+    at = int(np.argmin(np.abs(z)))
+    from autocar.graph.extract import radii_per_view
+
+    mask_mm = radii_per_view(narrowed, broken, [AP, LAO])
+    assert mask_gap(mask_mm[0], arc, at, 6.0) and not mask_gap(mask_mm[1], arc, at, 6.0)
+    out = confirm_stenoses(measurements(narrowed), narrowed, broken, [AP, LAO], per_view_radii=blind,
+                           min_views_measured=1)
+    assert len(out["stenoses"]) == 1
+
+
+def test_resolution_widens_each_finding_by_pixels_at_its_node():
+    from autocar.quant.evidence import RESOLUTION_SD_PX, with_resolution
+
+    narrowed = tube(0.5)
+    meas = measurements(narrowed)
+    meas["stenoses"][0].update(minimal_diameter_mm=1.5, reference_diameter_mm=3.0,
+                               uncertainty={"minimal_diameter_mm": 0.03, "reference_diameter_mm": 0.04,
+                                            "diameter_stenosis_percent": 1.2})
+    out = with_resolution(meas, narrowed, [AP, LAO], "grey profiles")
+    # The lesion sits at the isocentre: a 0.3 mm detector pixel is 0.3 * 750 / 1000 mm there.
+    px = 0.3 * 750.0 / 1000.0
+    k_mld, k_ref = RESOLUTION_SD_PX["grey profiles"]
+    unc = out["stenoses"][0]["uncertainty"]
+    assert unc["minimal_diameter_mm"] == pytest.approx(np.hypot(0.03, k_mld * px), abs=1e-3)
+    assert unc["reference_diameter_mm"] == pytest.approx(np.hypot(0.04, k_ref * px), abs=1e-3)
+    expect = 100 * np.hypot(unc["minimal_diameter_mm"] / 3.0, 1.5 * unc["reference_diameter_mm"] / 9.0)
+    assert unc["diameter_stenosis_percent"] == pytest.approx(expect, abs=0.03)  # from the unrounded SDs
+    assert meas["stenoses"][0]["uncertainty"]["minimal_diameter_mm"] == 0.03  # the input is not changed

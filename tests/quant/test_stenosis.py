@@ -45,6 +45,44 @@ def test_one_lesion_on_a_tapered_vessel_by_hand():
     assert les.length_mm == pytest.approx(2 * 5 * math.acos(-0.6) / math.pi, abs=0.5)
 
 
+def test_a_narrowing_that_runs_into_the_vessel_tip_is_not_a_lesion():
+    # The last 12 mm fall from 2.2 to 1.1 mm (a reconstruction whose tip thins out): nothing
+    # distal recovers, so it is no focal stenosis; the same dip with 6 mm of vessel after it is one.
+    x = np.clip((S - 68.0) / 12.0, 0.0, 1.0)
+    tip = tapered() * (1.0 - 0.5 * x)
+    assert find_lesions(S, tip, noise_mm=0.0) == []
+    recovered = tapered() * cosine_dip(68.0, 6.0, 0.5)
+    (les,) = find_lesions(S, recovered, noise_mm=0.0)
+    assert les.arc_mm == pytest.approx(68.0, abs=0.5)
+
+
+def test_the_lesion_uncertainty_follows_the_profile_noise():
+    d = tapered() * cosine_dip(40.0, 5.0, 0.5)
+    (quiet,) = find_lesions(S, d, noise_mm=0.05)
+    (noisy,) = find_lesions(S, d, noise_mm=0.10)
+    assert quiet.minimal_sd_mm > 0 and quiet.reference_sd_mm > 0
+    # Both SDs are linear in the noise; the reference averages many more samples than the MLD.
+    assert noisy.minimal_sd_mm == pytest.approx(2 * quiet.minimal_sd_mm, rel=1e-6)
+    assert noisy.reference_sd_mm == pytest.approx(2 * quiet.reference_sd_mm, rel=0.05)
+    assert quiet.reference_sd_mm < 0.5 * quiet.minimal_sd_mm
+    # Checked by simulation: the spread of the minimum of the smoothed profile over noise draws.
+    from autocar.quant.segments import smoothing_matrix
+
+    rng = np.random.default_rng(0)
+    w = smoothing_matrix(S, StenosisOptions().profile_smooth_mm, degree=2)
+    i = int(np.argmin(np.abs(S - 40.0)))
+    draws = [(w @ (d + rng.normal(0.0, 0.05, S.shape)))[i] for _ in range(400)]
+    assert float(np.std(draws)) == pytest.approx(quiet.minimal_sd_mm, rel=0.15)
+
+
+def test_stenosis_percent_sd_propagates_both_diameters():
+    from autocar.quant.stenosis import stenosis_percent_sd
+
+    assert stenosis_percent_sd(1.0, 2.0, 0.1, 0.0) == pytest.approx(5.0)  # 100 * 0.1 / 2
+    assert stenosis_percent_sd(1.0, 2.0, 0.0, 0.2) == pytest.approx(5.0)  # 100 * 1 * 0.2 / 4
+    assert stenosis_percent_sd(1.0, 2.0, 0.1, 0.2) == pytest.approx(5.0 * math.sqrt(2))
+
+
 def test_mild_narrowing_is_not_reported_and_threshold_is_configurable():
     d = tapered() * cosine_dip(40.0, 5.0, 0.25)
     assert find_lesions(S, d, noise_mm=0.0) == []

@@ -47,6 +47,7 @@ def _measurements(graph) -> dict:
     sten = {"segment": segs[1]["id"], "name": segs[1]["name"], "node": node, "position_mm": graph.nodes[node].tolist(),
             "distance_from_ostium_mm": 20.0, "diameter_stenosis_percent": 55.0, "minimal_diameter_mm": 1.3,
             "reference_diameter_mm": 2.9, "lesion_length_mm": 8.0, "measured_in": "grey profiles",
+            "uncertainty": {"diameter_stenosis_percent": 6.2, "minimal_diameter_mm": 0.17, "reference_diameter_mm": 0.06},
             "view_profiles": {"arc_mm": [-6.0, -3.0, 0.0, 3.0, 6.0],
                               "diameter_mm": {"A": [2.9, 2.4, 1.3, 2.5, 2.8], "B": [3.0, None, 1.5, 2.6, 2.9]}}}
     return {"format": "autocar-measurements/1", "frame": 0, "tree_side": "left", "views": [],
@@ -156,7 +157,8 @@ def test_page_draws_without_errors(opened, tmp_path):
     assert page.locator("#measurements table").count() == 2
     assert page.locator("#measurements table >> nth=0 >> tbody tr").count() == len(r.data["segments"])
     assert page.locator("#legend li").count() == len(r.data["segments"])
-    assert "55" in page.locator("#measurements table >> nth=1 >> tbody tr").inner_text()
+    row = page.locator("#measurements table >> nth=1 >> tbody tr").inner_text()
+    assert "55 \u00b1 6" in row and "1.30 \u00b1 0.17" in row and "2.90 \u00b1 0.06" in row
     first = page.locator("#measurements table >> nth=0 >> tbody tr >> nth=0").inner_text()
     assert "0.0 / 0.0" in first and "-0.0" not in first  # a tiny negative is not shown as -0.0
     # The stenosis's evidence: a crop of each view around it and both views' diameter profiles.

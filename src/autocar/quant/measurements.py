@@ -20,7 +20,9 @@ Format ``"autocar-measurements/1"`` (agreed with the viewer)::
       "stenoses": [
         {"segment": 0, "name": "LAD", "node": 40, "position_mm": [x, y, z],
          "distance_from_ostium_mm": 35.2, "diameter_stenosis_percent": 55.0,
-         "minimal_diameter_mm": 1.3, "reference_diameter_mm": 2.9, "lesion_length_mm": 8.0}
+         "minimal_diameter_mm": 1.3, "reference_diameter_mm": 2.9, "lesion_length_mm": 8.0,
+         "uncertainty": {"minimal_diameter_mm": 0.12, "reference_diameter_mm": 0.05,
+                         "diameter_stenosis_percent": 4.3}}
       ],
       "catheter": {"nodes": [301, 302, ...], "ostium_node": 12, "length_mm": 21.4,
                    "radius_mm": 0.9, "ostium_radius_mm": 1.8} | null
@@ -57,7 +59,7 @@ from autocar.quant.segments import (
     smooth_polyline,
     split_segments,
 )
-from autocar.quant.stenosis import StenosisOptions, detect_stenoses
+from autocar.quant.stenosis import StenosisOptions, detect_stenoses, stenosis_percent_sd
 from autocar.quant.views import (
     ViewSearchOptions,
     apparent_length_mm,
@@ -220,6 +222,12 @@ def measure(
             "minimal_diameter_mm": _r(f.minimal_diameter_mm),
             "reference_diameter_mm": _r(f.reference_diameter_mm),
             "lesion_length_mm": _r(f.lesion_length_mm),
+            "uncertainty": {
+                "minimal_diameter_mm": _r(f.minimal_sd_mm),
+                "reference_diameter_mm": _r(f.reference_sd_mm),
+                "diameter_stenosis_percent": _r(stenosis_percent_sd(
+                    f.minimal_diameter_mm, f.reference_diameter_mm, f.minimal_sd_mm, f.reference_sd_mm)),
+            },
         }
         for f in findings
     ]
@@ -377,6 +385,11 @@ def validate_measurements(data: Any, *, source: str = "measurements") -> dict:
         for k in ("distance_from_ostium_mm", "minimal_diameter_mm", "reference_diameter_mm", "lesion_length_mm"):
             c.number(s[k], f"{w}.{k}", minimum=0)
         c.number(s["diameter_stenosis_percent"], f"{w}.diameter_stenosis_percent")
+        if s.get("uncertainty") is not None:
+            unc = c.obj(s["uncertainty"], f"{w}.uncertainty",
+                        ("minimal_diameter_mm", "reference_diameter_mm", "diameter_stenosis_percent"))
+            for k in ("minimal_diameter_mm", "reference_diameter_mm", "diameter_stenosis_percent"):
+                c.number(unc[k], f"{w}.uncertainty.{k}", minimum=0)
     cath = top.get("catheter")
     if cath is not None:
         c.obj(cath, "catheter", ("nodes", "ostium_node", "length_mm", "radius_mm", "ostium_radius_mm"))

@@ -83,6 +83,7 @@ __all__ = [
     "reference_diameter",
     "find_lesions",
     "detect_stenoses",
+    "stenosis_percent_sd",
 ]
 
 
@@ -152,6 +153,8 @@ class Lesion:
     start_mm, end_mm : arc extent of the lesion, mm.
     minimal_diameter_mm, reference_diameter_mm : mm.
     diameter_stenosis_percent : ``100 (1 - minimal / reference)``.
+    minimal_sd_mm, reference_sd_mm : standard deviations of the two diameters from the profile's
+        noise (the smoothed sample's, and the reference fit's through its weights), mm.
     """
 
     index: int
@@ -161,6 +164,8 @@ class Lesion:
     minimal_diameter_mm: float
     reference_diameter_mm: float
     diameter_stenosis_percent: float
+    minimal_sd_mm: float = 0.0
+    reference_sd_mm: float = 0.0
 
     @property
     def length_mm(self) -> float:
@@ -180,6 +185,16 @@ class StenosisFinding:
     minimal_diameter_mm: float
     reference_diameter_mm: float
     lesion_length_mm: float
+    minimal_sd_mm: float = 0.0
+    reference_sd_mm: float = 0.0
+
+
+def stenosis_percent_sd(minimal_mm: float, reference_mm: float, minimal_sd_mm: float, reference_sd_mm: float) -> float:
+    """Standard deviation (points) of ``DS = 100 (1 - minimal / reference)`` from those of its two
+    diameters (mm), first order, the two taken as independent."""
+    if reference_mm <= 0:
+        return float("nan")
+    return float(100.0 * math.hypot(minimal_sd_mm / reference_mm, minimal_mm * reference_sd_mm / reference_mm**2))
 
 
 # ------------------------------------------------------------------ profile
@@ -225,7 +240,8 @@ def reference_diameter(
     noise_mm: np.ndarray | float = 0.0,
     iterations: int = 8,
     junction_zone: float = 2.0,
-) -> np.ndarray:
+    hat: bool = False,
+) -> np.ndarray | tuple[np.ndarray, np.ndarray]:
     """Healthy (reference) diameter along a profile by a robust local linear fit.
 
     Parameters
@@ -242,14 +258,18 @@ def reference_diameter(
         a parent diameter, which the step alone cannot follow; there the reference is
         the extrapolation of the fit from either side.
 
+    hat : also return the (K, K) matrix ``H`` of the final weighted fit, ``ref = H @ diameter_mm``
+        with the final robust weights held fixed (its rows give the reference's noise:
+        ``SD(ref_i) = noise ||H_i||`` for independent noise of SD ``noise`` on the inputs).
+
     Returns
     -------
-    (K,) reference diameter, mm.
+    (K,) reference diameter, mm (and ``H`` with ``hat``).
     """
     s, d = _profile_arrays(arc_mm, diameter_mm)
     k = len(s)
     if k == 0:
-        return np.zeros(0)
+        return (np.zeros(0), np.zeros((0, 0))) if hat else np.zeros(0)
     b = np.asarray(steps_mm, dtype=np.float64).reshape(-1)
     noise = np.broadcast_to(np.asarray(noise_mm, dtype=np.float64), (k,))
     # Design per centre i and sample j: [1, s_j - s_i, H(s_j - b) - H(s_i - b)].
@@ -298,7 +318,13 @@ def reference_diameter(
             ref = new
             break
         ref = new
-    return ref
+    if not hat:
+        return ref
+    g = kern * (rho * prior)[None, :]
+    a = np.einsum("ij,ijp,ijq->ipq", g, x, x)
+    a += (ridge * (g.sum(axis=1, keepdims=True) + 1e-12))[:, :, None] * np.eye(p)[None]
+    rows = np.linalg.solve(a, np.einsum("ijp,ij->ipj", x, g))[:, 0, :]  # (K_i, K_j)
+    return ref, rows
 
 
 def find_lesions(
@@ -333,7 +359,7 @@ def find_lesions(
     w = smoothing_matrix(s, opt.profile_smooth_mm, degree=2)
     d = w @ d_raw
     noise = sigma_raw * np.sqrt((w**2).sum(axis=1))  # SD of each smoothed sample
-    ref = reference_diameter(
+    ref, hat = reference_diameter(
         s,
         d,
         steps_mm=steps_mm,
@@ -341,6 +367,7 @@ def find_lesions(
         noise_mm=noise,
         iterations=opt.iterations,
         junction_zone=opt.junction_zone,
+        hat=True,
     )
     with np.errstate(divide="ignore", invalid="ignore"):
         deficit = np.where(ref > 0, 1.0 - d / ref, 0.0)
@@ -377,6 +404,8 @@ def find_lesions(
                     minimal_diameter_mm=float(d[i]),
                     reference_diameter_mm=float(ref[i]),
                     diameter_stenosis_percent=ds,
+                    minimal_sd_mm=float(noise[i]),
+                    reference_sd_mm=float(sigma_raw * np.linalg.norm(hat[i] @ w)),
                 )
             )
         k = e + 1
@@ -403,6 +432,8 @@ def _below_both_shoulders(
             continue  # a junction in between: the lumen legitimately steps there
         window = d[(s >= lo) & (s <= hi)]
         if len(window) < 2:
+            if side > 0 and end >= s[-1]:
+                return False  # narrowed to the path's far end: a taper into the tip, nothing recovers
             continue
         if d[i] > limit * float(np.median(window)):
             return False
@@ -457,6 +488,8 @@ def detect_stenoses(tree: VesselTree, options: StenosisOptions | None = None) ->
                 minimal_diameter_mm=les.minimal_diameter_mm,
                 reference_diameter_mm=les.reference_diameter_mm,
                 lesion_length_mm=les.length_mm,
+                minimal_sd_mm=les.minimal_sd_mm,
+                reference_sd_mm=les.reference_sd_mm,
             )
             found.append((finding, run))
     # A lesion at a junction shows on the paths of both vessels that meet there (the

@@ -344,6 +344,12 @@ def _measured_stenoses(meas: Mapping[str, Any], seg_ids: set[int], num_nodes: in
             "lesion_length_mm",
         ):
             entry[key] = _number(st.get(key), f"{where}.{key}")
+        unc = st.get("uncertainty")
+        if unc is not None and not isinstance(unc, Mapping):
+            raise CaseFormatError(f"measurements: {where}.uncertainty must be an object, got {type(unc).__name__}")
+        entry["uncertainty"] = None if unc is None else {
+            k: _number(unc.get(k), f"{where}.uncertainty.{k}")
+            for k in ("diameter_stenosis_percent", "minimal_diameter_mm", "reference_diameter_mm")}
         entry["view_profiles"] = _view_profiles(st.get("view_profiles"), f"{where}.view_profiles")
         entry["measured_in"] = st.get("measured_in") if isinstance(st.get("measured_in"), str) else None
         out.append(entry)

@@ -664,16 +664,23 @@
       var tr = el("tr", { "data-seg": seg ? String(seg.id) : "" });
       tr.appendChild(el("td", null, st.name || (seg ? seg.name : "\u2014")));
       tr.appendChild(el("td", null, fmt(st.distance_from_ostium_mm, 1)));
-      tr.appendChild(el("td", { "class": severityClass(st.diameter_stenosis_percent) }, fmt(st.diameter_stenosis_percent, 0)));
-      tr.appendChild(el("td", null, fmt(st.minimal_diameter_mm, 2)));
-      tr.appendChild(el("td", null, fmt(st.reference_diameter_mm, 2)));
+      var sd = st.uncertainty || {};
+      tr.appendChild(el("td", { "class": severityClass(st.diameter_stenosis_percent) },
+        withSd(st.diameter_stenosis_percent, sd.diameter_stenosis_percent, 0)));
+      tr.appendChild(el("td", null, withSd(st.minimal_diameter_mm, sd.minimal_diameter_mm, 2)));
+      tr.appendChild(el("td", null, withSd(st.reference_diameter_mm, sd.reference_diameter_mm, 2)));
       tr.appendChild(el("td", null, fmt(st.lesion_length_mm, 1)));
       tr.addEventListener("click", function () { if (seg) { highlight(seg.id); } });
       return tr;
     });
-    box.appendChild(table(["Vessel", "From ostium (mm)", "Diameter stenosis (%)", "MLD (mm)",
-      "Reference \u00d8 (mm)", "Lesion length (mm)"], srows));
+    box.appendChild(table(["Vessel", "From ostium (mm)", "Diameter stenosis (%, \u00b1 SD)", "MLD (mm, \u00b1 SD)",
+      "Reference \u00d8 (mm, \u00b1 SD)", "Lesion length (mm)"], srows));
     buildEvidence(box);
+  }
+
+  // A value and, when the finding carries one, its standard deviation ("55 \u00b1 6").
+  function withSd(value, sd, digits) {
+    return sd === null || sd === undefined ? fmt(value, digits) : fmt(value, digits) + " \u00b1 " + fmt(sd, digits);
   }
 
   // ------------------------------------------------- evidence of each stenosis
