@@ -103,6 +103,26 @@ def test_json_round_trip_is_exact_and_atomic(tmp_path):
     assert json.loads(out.read_text())["segments"][0]["nodes"][0] == 0
 
 
+def test_measured_radii_change_the_diameters_not_the_tree():
+    g = y_tree()
+    plain = measure(g, [AP, LAO90], optimal_views=0)
+    # The trunk read 1.5 times wider (as an overlap would): which branch the vessel continues into,
+    # the root and the segments are read on the graph's own radii, the diameters on these.
+    wide = g.radii.copy()
+    wide[:21] *= 1.5
+    out = measure(g, [AP, LAO90], optimal_views=0, measured_radii_mm=wide)
+    assert [(s["id"], s["name"], s["nodes"]) for s in out["segments"]] == \
+        [(s["id"], s["name"], s["nodes"]) for s in plain["segments"]]
+    def trunk_diameter(m: dict) -> float:  # median diameter over the trunk's first 15 mm
+        prof = [s for s in m["segments"] if 0 in s["nodes"]][0]["diameter_profile"]
+        return float(np.median(np.asarray(prof["diameter_mm"])[np.asarray(prof["arc_mm"]) < 15.0]))
+
+    assert trunk_diameter(plain) == pytest.approx(4.0, abs=0.01)
+    assert trunk_diameter(out) == pytest.approx(6.0, abs=0.01)
+    with pytest.raises(ValueError, match="measured_radii_mm"):
+        measure(g, [AP, LAO90], optimal_views=0, measured_radii_mm=wide[:5])
+
+
 def test_bad_measure_inputs_are_rejected():
     g = y_tree()
     with pytest.raises(ShapeError, match="one CArmView per view name"):

@@ -80,3 +80,14 @@ def test_a_thick_foreshortened_vessel_does_not_overlap_itself():
     hairpin = CenterlineGraph(np.vstack([thick.nodes, back]), np.full(2 * len(t), 2.0),
                               np.vstack([thick.edges, thick.edges + len(t), [[len(t) - 1, len(t)]]]))
     assert overlapped_nodes(hairpin, AP)[: len(t) // 2].all()
+
+
+def test_a_hidden_end_is_not_extrapolated():
+    # A crossing over MAIN's last 3 mm in both views: those nodes have no clear node beyond them.
+    g = with_crossings([28.5], 1.5)
+    masks = [render_mask(g, AP) > 0, render_mask(g, LAO) > 0]
+    measured = g.with_nodes(g.nodes, radii_from_masks(g, masks, [AP, LAO]))
+    out = bridge_overlaps(measured, [AP, LAO])
+    n = MAIN.num_nodes
+    assert out.hidden[:n][Z >= 29.0].all() and not out.bridged[:n].any()
+    assert np.array_equal(out.radii_mm[:n], measured.radii[:n])

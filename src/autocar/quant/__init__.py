@@ -4,7 +4,11 @@
   and diameter profile;
 - :mod:`~autocar.quant.stenosis`: focal narrowings against a robust reference;
 - :mod:`~autocar.quant.views`: foreshortening in a view and the optimal C-arm angles;
-- :mod:`~autocar.quant.measurements`: everything assembled into measurements.json.
+- :mod:`~autocar.quant.measurements`: everything assembled into measurements.json;
+- :mod:`~autocar.quant.evidence`: what ``autocar reconstruct`` reports: a stenosis both views
+  show, confirmed and measured in the grey images (:mod:`~autocar.quant.lumen`), on radii whose
+  overlapped stretches are bridged (:mod:`~autocar.quant.overlaps`);
+- :mod:`~autocar.quant.catheter`: the guiding catheter kept out of the vessels.
 """
 
 from autocar.quant.measurements import (

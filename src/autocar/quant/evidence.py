@@ -275,25 +275,27 @@ def measure_with_evidence(graph: CenterlineGraph, views: Sequence[CArmView], *, 
     names = tuple(view_names)
     report = StenosisOptions()
     source: dict[str, Any] = {"method": "mask width"}
+    structure = graph  # the catheter, the ostium and the vessels' continuation are read on its radii
     if masks is not None:
         # Radii read where another vessel overlaps in every view are bridged along the vessel.
         bridged = bridge_overlaps(graph, views)
         graph = graph.with_nodes(graph.nodes, bridged.radii_mm)
         source["overlap_bridged_nodes"] = int(bridged.bridged.sum())
     if masks is None or images is None:
-        out = measure(graph, views, view_names=names, side=side, frame=frame)
+        out = measure(structure, views, view_names=names, side=side, frame=frame, measured_radii_mm=graph.radii)
         out["diameter_source"] = source
         if masks is None:
             return out
         return with_resolution(confirm_stenoses(out, graph, masks, views), graph, views, "mask width")
     # Candidates: narrowings of the mask widths from candidate_percent; reported when the grey reading
     # (its own detection, from the report's threshold) shows them too.
-    out = measure(graph, views, view_names=names, side=side, frame=frame,
-                  stenosis=StenosisOptions(min_percent=candidate_percent))
+    out = measure(structure, views, view_names=names, side=side, frame=frame,
+                  stenosis=StenosisOptions(min_percent=candidate_percent), measured_radii_mm=graph.radii)
     out = confirm_stenoses(out, graph, masks, views)
     lumen = lumen_radii(graph, images, views)
     grey_graph = graph.with_nodes(graph.nodes, radii=lumen.filled(graph.radii))
-    grey = measure(grey_graph, views, view_names=names, side=side, frame=frame, optimal_views=0)
+    grey = measure(structure, views, view_names=names, side=side, frame=frame, optimal_views=0,
+                   measured_radii_mm=grey_graph.radii)
     grey = confirm_stenoses(grey, grey_graph, masks, views, per_view_radii=lumen.per_view_mm, min_views_measured=1)
     grey = with_resolution(grey, grey_graph, views, "grey profiles")
     out = confirm_in_grey(out, grey, report_percent=report.min_percent)

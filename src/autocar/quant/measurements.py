@@ -42,6 +42,7 @@ distance. Numbers are rounded to 1e-3 (mm, percent) to keep the file small.
 
 from __future__ import annotations
 
+import dataclasses
 import math
 from pathlib import Path
 from typing import Any, Sequence
@@ -110,6 +111,7 @@ def measure(
     stenosis: StenosisOptions | None = None,
     view_search: ViewSearchOptions | None = None,
     optimal_views: int | None = 8,
+    measured_radii_mm: np.ndarray | None = None,
 ) -> dict[str, Any]:
     """All readouts of one centre-line tree, as the measurements.json dictionary.
 
@@ -126,6 +128,10 @@ def measure(
     profile_smooth_mm : Gaussian sigma of the reported diameter profiles, mm.
     stenosis : stenosis detection settings (defaults: :class:`StenosisOptions`).
     view_search : optimal-view settings (defaults: :class:`ViewSearchOptions`).
+    measured_radii_mm : (N,) radii (mm) the diameters and stenoses are read from, e.g. with the
+        stretches overlapped in every view bridged (:func:`autocar.quant.overlaps.bridge_overlaps`);
+        None: ``graph.radii``. The tree's structure (the catheter, the ostium, where each vessel
+        continues) is read from ``graph.radii`` either way.
     optimal_views : the optimal-view search (about 1 s per segment on a
         2-core CPU) runs for the segments with a stenosis, the anatomically
         named ones and the longest others, up to this many in all; the rest
@@ -166,6 +172,13 @@ def measure(
             raise ValueError(f"{name} must be a finite number >= 0, got {val!r}")
 
     tree = split_segments(graph, side=side, min_length_mm=min_segment_mm, root=root)  # type: ignore[arg-type]
+    if measured_radii_mm is not None:
+        radii = np.asarray(measured_radii_mm, dtype=float)
+        if radii.shape != (graph.num_nodes,) or not np.all(np.isfinite(radii)) or np.any(radii < 0):
+            raise ValueError(f"measured_radii_mm must be ({graph.num_nodes},) finite radii >= 0, "
+                             f"got shape {radii.shape}")
+        graph = graph.with_nodes(graph.nodes, radii)
+        tree = dataclasses.replace(tree, graph=tree.graph.with_nodes(tree.graph.nodes, radii))
     sten_opt = stenosis or StenosisOptions(course_smooth_mm=course_smooth_mm)
     search = view_search or ViewSearchOptions()
     sod = views[0].sod_mm

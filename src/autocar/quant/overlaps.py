@@ -11,9 +11,10 @@ with mask radii (Normal_18 left, whose LCX runs beside its own marginal branch i
 
 :func:`bridge_overlaps` replaces the radius of every node overlapped in every view
 (:func:`overlapped_nodes`) by the linear interpolation, along its unbranched path, of the
-nearest nodes some view sees clear, as a QCA analyst skips an overlapped stretch. A lesion
-under an overlap in both views is not measurable from these two views; it is bridged, not
-invented. A path overlapped from end to end keeps its readings.
+nearest nodes some view sees clear on either side, as a QCA analyst skips an overlapped
+stretch. A lesion under an overlap in both views is not measurable from these two views; it
+is bridged, not invented. Hidden nodes at a path's end (an ostium, a tip, a junction) keep
+their readings: extrapolated, the ostium's radius moved the root the tree is measured from.
 """
 
 from __future__ import annotations
@@ -110,9 +111,14 @@ def bridge_overlaps(graph: CenterlineGraph, views: Sequence[CArmView], *,
     original = radii.copy()
     for path in graph.branches():
         h = hidden[path]
-        if not h.any() or h.all():
+        clear = np.flatnonzero(~h)
+        if len(clear) < 2:
+            continue
+        # Only between two clear nodes: an end (an ostium, a tip, a junction) is not extrapolated.
+        inner = h & (np.arange(len(path)) > clear[0]) & (np.arange(len(path)) < clear[-1])
+        if not inner.any():
             continue
         s = arc_length(graph.nodes[path])
-        radii[path[h]] = np.interp(s[h], s[~h], original[path[~h]])
-        bridged[path[h]] = True
+        radii[path[inner]] = np.interp(s[inner], s[clear], original[path[clear]])
+        bridged[path[inner]] = True
     return BridgedRadii(radii, hidden, bridged)

@@ -44,7 +44,12 @@ where two vessels overlap in both views the 2D-measured radii bulge, the
 bulge lifts the reference, and the normal lumen beside it read as a lesion.
 On ``benchmarks/bench_pipeline.py`` (8 held-out 6-frame cases) it removed 10 ->
 4 (U-Net masks), 8 -> 4 (Frangi) and 5 -> 3 (true masks) false findings and
-no true one; ``benchmarks/bench_quant.py`` is unchanged. The noise SD of the raw diameters is estimated from their second
+no true one; ``benchmarks/bench_quant.py`` is unchanged. A narrowing whose run reaches the far
+end of the analysed path (nothing distal recovers: a vessel thinning into its tip) is not a
+focal stenosis and is not reported. Each lesion carries the standard deviations of its MLD
+(the smoothed sample's noise) and reference (the noise through the reference fit's final
+weights, :func:`reference_diameter` with ``hat``); :func:`stenosis_percent_sd` propagates
+them to the %DS. The noise SD of the raw diameters is estimated from their second
 differences (median absolute deviation), so noiseless truth trees and noisy
 reconstructions use the same code. Centre lines denser than ``sample_mm``
 (0.4 mm) are thinned first.
