@@ -14,7 +14,10 @@ with mask radii (Normal_18 left, whose LCX runs beside its own marginal branch i
 nearest nodes some view sees clear on either side, as a QCA analyst skips an overlapped
 stretch. A lesion under an overlap in both views is not measurable from these two views; it
 is bridged, not invented. Hidden nodes at a path's end (an ostium, a tip, a junction) keep
-their readings: extrapolated, the ostium's radius moved the root the tree is measured from.
+their readings: there is nothing to interpolate from on one side. The bridged radii are for
+diameters only: the catheter, the ostium and each vessel's continuation are read on the
+radii as measured (:func:`autocar.quant.measure` with ``measured_radii_mm``); bridged, the
+overlapped step from a catheter into the ostium hid the catheter.
 """
 
 from __future__ import annotations
