@@ -46,7 +46,8 @@ def test_mask_case_gives_every_output_file(mask_case_dir, tmp_path):
     assert rec.extra["view_alignment"] == "one epipolar warp of view B per frame pair"  # mask input
     meas = read_measurements(out / "measurements.json")
     assert meas["frame"] == summary.reference_frame
-    assert meas["diameter_source"] == {"method": "mask width"}  # masks only: nothing grey to read
+    assert meas["diameter_source"]["method"] == "mask width"  # masks only: nothing grey to read
+    assert meas["diameter_source"]["overlap_bridged_nodes"] >= 0
     assert [v["name"] for v in meas["views"]] == ["A", "B"]
     # Segment node indices address the (shared) node list of every frame.
     n = rec.frames[0].num_nodes
