@@ -301,10 +301,15 @@ def reference_diameter(
     rho = np.ones(k)
     ref = d.copy()
     iterations = int(iterations)
+
+    def normal_matrices(g: np.ndarray) -> np.ndarray:
+        """(K_i, P, P) ridge-regularised ``X_i^T G_i X_i`` of the fit at every centre i."""
+        a = np.einsum("ij,ijp,ijq->ipq", g, x, x)
+        return a + (ridge * (g.sum(axis=1, keepdims=True) + 1e-12))[:, :, None] * np.eye(p)[None]
+
     for it in range(iterations):
         g = kern * (rho * prior)[None, :]
-        a = np.einsum("ij,ijp,ijq->ipq", g, x, x)
-        a += (ridge * (g.sum(axis=1, keepdims=True) + 1e-12))[:, :, None] * np.eye(p)[None]
+        a = normal_matrices(g)
         rhs = np.einsum("ij,ijp,j->ip", g, x, d)
         beta = np.linalg.solve(a, rhs[..., None])[..., 0]
         new = beta[:, 0]
@@ -326,9 +331,7 @@ def reference_diameter(
     if not hat:
         return ref
     g = kern * (rho * prior)[None, :]
-    a = np.einsum("ij,ijp,ijq->ipq", g, x, x)
-    a += (ridge * (g.sum(axis=1, keepdims=True) + 1e-12))[:, :, None] * np.eye(p)[None]
-    rows = np.linalg.solve(a, np.einsum("ijp,ij->ipj", x, g))[:, 0, :]  # (K_i, K_j)
+    rows = np.linalg.solve(normal_matrices(g), np.einsum("ijp,ij->ipj", x, g))[:, 0, :]  # (K_i, K_j)
     return ref, rows
 
 
