@@ -50,16 +50,19 @@ def tree(*paths) -> CenterlineGraph:
 
 
 MAIN = ([(-35, 0, 0), (0, 0, 0), (35, 0, 0)], [1.75, 1.68, 1.5])
-SIDE_BRANCH = ([(0, 0, 0), (20, 5, 24), (30, 5, 36)], [1.1, 1.05, 1.0])
+SIDE_BRANCH = ([(0, 0, 0), (20, 5, -24), (30, 5, -36)], [1.1, 1.05, 1.0])  # down, as a diagonal runs
 
 
 def findings(graph: CenterlineGraph, scene: CenterlineGraph, *, grey: bool, seed: int = 31) -> list[dict]:
     """What ``autocar reconstruct`` reports on ``graph`` (radii from the masks) when the frame shows
-    ``scene``: masks (and grey angiograms) rendered from ``scene``."""
+    ``scene``: masks (and grey angiograms) rendered from ``scene``. No vessel of these scenes is
+    taken for a catheter (which would leave it unmeasured)."""
     masks = [render_mask(scene, v) for v in VIEWS]
     images = [render_angiogram(scene, v, rng=seed + k, contrast=1.0) for k, v in enumerate(VIEWS)] if grey else None
     measured = graph.with_nodes(graph.nodes, radii_from_masks(graph, masks, VIEWS))
-    return measure_with_evidence(measured, VIEWS, masks=masks, images=images)["stenoses"]
+    out = measure_with_evidence(measured, VIEWS, masks=masks, images=images)
+    assert out["catheter"] is None
+    return out["stenoses"]
 
 
 @pytest.mark.parametrize("grey", [False, True], ids=["masks", "masks+grey"])
