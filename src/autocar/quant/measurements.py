@@ -399,9 +399,9 @@ def validate_measurements(data: Any, *, source: str = "measurements") -> dict:
             c.number(s[k], f"{w}.{k}", minimum=0)
         c.number(s["diameter_stenosis_percent"], f"{w}.diameter_stenosis_percent")
         if s.get("uncertainty") is not None:
-            unc = c.obj(s["uncertainty"], f"{w}.uncertainty",
-                        ("minimal_diameter_mm", "reference_diameter_mm", "diameter_stenosis_percent"))
-            for k in ("minimal_diameter_mm", "reference_diameter_mm", "diameter_stenosis_percent"):
+            spread = ("minimal_diameter_mm", "reference_diameter_mm", "diameter_stenosis_percent")
+            unc = c.obj(s["uncertainty"], f"{w}.uncertainty", spread)
+            for k in spread:
                 c.number(unc[k], f"{w}.uncertainty.{k}", minimum=0)
     cath = top.get("catheter")
     if cath is not None:
