@@ -406,6 +406,16 @@ def test_train_seg2d_tiny_run(tmp_path, restore_torch_threads):
     model = load_model(out / "model.pt")
     assert model.channels == [4, 8, 8]  # the architecture options reach the saved model
     assert json.loads((out / "config.json").read_text())["unet"] == {"base_channels": 4, "depth": 2, "max_channels": 8}
+    # --session-limit stops after an epoch; --resume continues the same run.
+    opts = ["--epochs", 2, "--steps", 1, "--synth-fraction", 1.0, "--batch-size", 2, "--crop", 64,
+            "--base-channels", 4, "--depth", 2, "--max-channels", 8]
+    result = invoke("train-seg2d", tmp_path / "acc", *opts, "--session-limit", 0)
+    assert_ok(result)
+    assert "continue with --resume" in result.stdout
+    assert len((tmp_path / "acc" / "train_log.jsonl").read_text().splitlines()) == 1
+    assert_ok(invoke("train-seg2d", tmp_path / "acc", *opts, "--resume"))
+    assert [json.loads(s)["epoch"] for s in (tmp_path / "acc" / "train_log.jsonl").read_text().splitlines()] == [1, 2]
+    assert_clean_error(invoke("train-seg2d", tmp_path / "acc", *opts, "--resume", "--seed", 9), "cannot resume", "seed")
     # A crop that is no multiple of 2 ** depth is refused with a clear error.
     assert_clean_error(invoke("train-seg2d", tmp_path / "bad", "--epochs", 1, "--steps", 1, "--synth-fraction", 1.0,
                               "--crop", 48, "--depth", 5), "crop", "32")

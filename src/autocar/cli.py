@@ -511,6 +511,10 @@ def train_seg2d_command(
     max_channels: Optional[int] = typer.Option(None, "--max-channels", min=1,
                                                help="Cap of the U-Net channel count (default: UNetConfig's; "
                                                     "--init's model keeps its own)."),
+    resume: bool = typer.Option(False, "--resume", help="Continue from OUT/checkpoint.pt (same options; --epochs may grow)."),
+    session_limit: Optional[float] = typer.Option(None, "--session-limit", min=0.0,
+                                                  help="Stop this call after the epoch that passes this many seconds "
+                                                       "(the learning-rate schedule is not changed); continue with --resume."),
 ) -> None:
     """Train the 2D vessel segmenter of angiograms (see src/autocar/weights/SEG2D.md)."""
     from autocar.errors import AutocarError
@@ -522,7 +526,8 @@ def train_seg2d_command(
         unet = UNetConfig(**{k: v for k, v in given.items() if v is not None})
         path = train_seg2d(out, epochs=epochs, steps=steps, seed=seed, synth_fraction=synth_fraction,
                            dca1_dir=dca1_dir, threads=threads, batch_size=batch_size, lr=lr, crop=crop,
-                           time_limit_s=time_limit, init_weights=init, unet=unet)
+                           time_limit_s=time_limit, init_weights=init, unet=unet, resume=resume,
+                           session_limit_s=session_limit)
         typer.echo(f"best model: {path}")
     except (AutocarError, ValueError, FileNotFoundError) as exc:
         _fail(exc)

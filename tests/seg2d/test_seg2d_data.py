@@ -7,6 +7,7 @@ import json
 import cv2
 import numpy as np
 import pytest
+import torch
 
 from autocar.errors import AutocarError
 from autocar.geometry import CArmView
@@ -121,6 +122,56 @@ def test_tiny_training_run_writes_its_outputs(tmp_path):
     with pytest.raises(ValueError, match="crop"):
         train_seg2d(out, epochs=1, steps=1, crop=40)
 
+
+def _tiny(out, **kw):
+    args = dict(epochs=3, steps=2, batch_size=2, crop=32, val_synth=1, seed=5, log=False,
+                unet=UNetConfig(4, 2, 8), synth=SynthConfig(size=48))
+    args.update(kw)
+    return train_seg2d(out, **args)
+
+
+def _weights(path):
+    return {k: v.clone() for k, v in load_model(path).state_dict().items()}
+
+
+def test_a_stopped_and_resumed_run_ends_with_the_uninterrupted_weights(tmp_path):
+    whole, parts = tmp_path / "whole", tmp_path / "parts"
+    _tiny(whole)
+    # session_limit_s=0 ends each call after one epoch; the schedule still spans 3 epochs.
+    _tiny(parts, session_limit_s=0.0)
+    assert [json.loads(s)["epoch"] for s in (parts / "train_log.jsonl").read_text().splitlines()] == [1]
+    _tiny(parts, session_limit_s=0.0, resume=True)
+    _tiny(parts, resume=True)
+    a, b = _weights(whole / "last.pt"), _weights(parts / "last.pt")
+    assert a.keys() == b.keys() and all(torch.equal(a[k], b[k]) for k in a)
+    log_whole = [json.loads(s) for s in (whole / "train_log.jsonl").read_text().splitlines()]
+    log_parts = [json.loads(s) for s in (parts / "train_log.jsonl").read_text().splitlines()]
+    assert [r["epoch"] for r in log_parts] == [1, 2, 3]
+    assert [(r["lr"], r["train_loss"], r["best"]) for r in log_parts] == [(r["lr"], r["train_loss"], r["best"]) for r in log_whole]
+    # A finished run resumed adds nothing; more epochs continue it.
+    _tiny(parts, resume=True)
+    assert len((parts / "train_log.jsonl").read_text().splitlines()) == 3
+    _tiny(parts, resume=True, epochs=4)
+    assert [json.loads(s)["epoch"] for s in (parts / "train_log.jsonl").read_text().splitlines()] == [1, 2, 3, 4]
+    # Without resume the folder starts afresh.
+    _tiny(parts, epochs=1)
+    assert len((parts / "train_log.jsonl").read_text().splitlines()) == 1
+
+
+def test_resume_refuses_another_configuration_and_a_broken_checkpoint(tmp_path):
+    out = tmp_path / "run"
+    _tiny(out, epochs=1)
+    with pytest.raises(AutocarError, match=r"differs in lr, seed"):
+        _tiny(out, resume=True, lr=1e-3, seed=6)
+    with pytest.raises(AutocarError, match="differs in unet"):
+        _tiny(out, resume=True, unet=UNetConfig(4, 2, 16))
+    ckpt = out / "checkpoint.pt"
+    ckpt.write_bytes(ckpt.read_bytes()[:200])
+    with pytest.raises(AutocarError, match=r"checkpoint\.pt: not a readable seg2d training checkpoint"):
+        _tiny(out, resume=True)
+    torch.save({"config": {}}, ckpt)
+    with pytest.raises(AutocarError, match="missing model, optim"):
+        _tiny(out, resume=True)
 
 # ------------------------------------------------------------------ render options
 VIEW = CArmView(20.0, 10.0, 1000.0, 750.0, (0.5, 0.5), 96, 96)

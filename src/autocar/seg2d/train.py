@@ -24,13 +24,24 @@ result is never worse on the validation score than where it started.
 
 Outputs in ``out_dir``: ``model.pt`` (best epoch, the shipped format of
 :func:`~autocar.seg2d.segment.save_model`), ``last.pt`` (last epoch),
-``config.json`` and ``train_log.jsonl`` (one JSON line per epoch).
+``config.json``, ``train_log.jsonl`` (one JSON line per epoch) and
+``checkpoint.pt`` (after every epoch: model, optimiser, step, best score,
+the sample stream's and torch's random states, wall time so far).
+
+Training accumulates across sessions: ``resume=True`` (``--resume``)
+continues from ``checkpoint.pt`` with the same configuration (only
+``epochs``, ``threads`` and ``time_limit_s`` may change), and
+``session_limit_s`` (``--session-limit``) ends this invocation after the
+epoch in which its own wall time passes the limit, without touching the
+learning-rate schedule. Without a ``time_limit_s`` a run stopped and
+resumed ends with exactly the weights of an uninterrupted run.
 """
 
 from __future__ import annotations
 
 import argparse
 import hashlib
+import io
 import json
 import math
 import time
@@ -42,7 +53,7 @@ import numpy as np
 import torch
 
 from autocar.errors import AutocarError
-from autocar.io.atomic import atomic_write_json, atomic_write_text
+from autocar.io.atomic import atomic_write_bytes, atomic_write_json, atomic_write_text
 from autocar.seg2d.data import (
     DCA1_TRAINING_IDS,
     DCA1_VALIDATION_IDS,
@@ -151,6 +162,42 @@ def _batch(
     return torch.from_numpy(np.stack(xs)[:, None]), torch.from_numpy(np.stack(ys)[:, None]), n_synth
 
 
+#: Configuration keys a resumed run may change.
+RESUMABLE_CHANGES = ("epochs", "threads", "time_limit_s")
+
+
+def _save_checkpoint(path: Path, cfg: Seg2dTrainConfig, model: SegUNet2d, opt: torch.optim.Optimizer,
+                     gen: np.random.Generator, *, epoch: int, step: int, best: float, elapsed_s: float,
+                     log_lines: list[str]) -> None:
+    buf = io.BytesIO()
+    torch.save({"config": cfg.to_dict(), "model": model.state_dict(), "optim": opt.state_dict(),
+                "numpy_rng": gen.bit_generator.state, "torch_rng": torch.get_rng_state(),
+                "epoch": epoch, "step": step, "best": best, "elapsed_s": elapsed_s,
+                "log_lines": list(log_lines)}, buf)
+    atomic_write_bytes(path, buf.getvalue())
+
+
+def _load_checkpoint(path: Path, cfg: Seg2dTrainConfig) -> dict:
+    """The checkpoint of ``path`` if it was written by a run of configuration ``cfg``
+    (apart from :data:`RESUMABLE_CHANGES`); AutocarError naming what differs otherwise."""
+    try:
+        ckpt = torch.load(path, map_location="cpu", weights_only=False)
+        saved = dict(ckpt["config"])
+    except Exception as exc:  # truncated file, not a torch file, not a dict
+        raise AutocarError(f"{path}: not a readable seg2d training checkpoint ({type(exc).__name__}: {exc})") from exc
+    missing = [k for k in ("model", "optim", "numpy_rng", "torch_rng", "epoch", "step", "best", "elapsed_s", "log_lines")
+               if k not in ckpt]
+    if missing:
+        raise AutocarError(f"{path}: not a seg2d training checkpoint (missing {', '.join(missing)})")
+    now = json.loads(json.dumps(cfg.to_dict()))
+    saved = json.loads(json.dumps(saved))
+    differ = sorted(k for k in set(now) | set(saved) if k not in RESUMABLE_CHANGES and now.get(k) != saved.get(k))
+    if differ:
+        raise AutocarError(f"{path}: cannot resume, the run's configuration differs in {', '.join(differ)} "
+                           f"(only {', '.join(RESUMABLE_CHANGES)} may change)")
+    return ckpt
+
+
 def train_seg2d(
     out_dir: str | Path,
     *,
@@ -169,6 +216,8 @@ def train_seg2d(
     synth: SynthConfig | None = None,
     init_weights: str | Path | None = None,
     log: bool = True,
+    resume: bool = False,
+    session_limit_s: float | None = None,
 ) -> Path:
     """Train the 2D vessel U-Net; returns the path of the best ``model.pt``.
 
@@ -189,6 +238,12 @@ def train_seg2d(
         file (fine-tuning; its U-Net config replaces ``unet``) instead of a
         random initialisation.
     log : print one line per epoch.
+    resume : continue from ``out_dir/checkpoint.pt`` when it exists (the
+        run's configuration must match apart from ``epochs``, ``threads`` and
+        ``time_limit_s``; otherwise an :class:`~autocar.errors.AutocarError`
+        names the differing keys).
+    session_limit_s : stop after the epoch in which this call's wall time
+        passes this many seconds (None: run to the end); resume later.
     """
     if int(epochs) < 1 or int(steps) < 1 or int(batch_size) < 1 or int(threads) < 1:
         raise ValueError(f"epochs, steps, batch_size and threads must be >= 1, got {epochs}, {steps}, {batch_size}, {threads}")
@@ -224,6 +279,8 @@ def train_seg2d(
     )
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
+    ckpt_path = out / "checkpoint.pt"
+    ckpt = _load_checkpoint(ckpt_path, cfg) if resume and ckpt_path.is_file() else None
     atomic_write_json(out / "config.json", cfg.to_dict())
     torch.set_num_threads(cfg.threads)
     torch.manual_seed(cfg.seed)
@@ -241,6 +298,22 @@ def train_seg2d(
         model.load_state_dict(init_model.state_dict())
     opt = torch.optim.Adam(model.parameters(), lr=cfg.lr)
     total = cfg.epochs * cfg.steps
+    log_path = out / "train_log.jsonl"
+    lines: list[str] = []
+    best = -1.0
+    step = 0
+    first_epoch = 0
+    before_s = 0.0  # wall time of the earlier sessions of a resumed run
+    if ckpt is not None:
+        model.load_state_dict(ckpt["model"])
+        opt.load_state_dict(ckpt["optim"])
+        gen.bit_generator.state = ckpt["numpy_rng"]
+        torch.set_rng_state(ckpt["torch_rng"])
+        step, first_epoch, best = int(ckpt["step"]), int(ckpt["epoch"]), float(ckpt["best"])
+        before_s = float(ckpt["elapsed_s"])
+        lines = list(ckpt["log_lines"])
+    session_start = time.monotonic()
+    start = session_start - before_s
 
     def progress(step: int) -> float:
         # Fraction of the run done: by steps, or by wall time under a time limit.
@@ -252,23 +325,24 @@ def train_seg2d(
     def lr_at(done: float) -> float:
         return cfg.lr * (cfg.min_lr_fraction + (1 - cfg.min_lr_fraction) * 0.5 * (1 + math.cos(math.pi * done)))
 
-    log_path = out / "train_log.jsonl"
-    lines: list[str] = []
-    best = -1.0
-    start = time.monotonic()
-    step = 0
-    if init_model is not None:
+    def emit(record: dict) -> None:
+        lines.append(json.dumps(record))
+        atomic_write_text(log_path, "\n".join(lines) + "\n")
+        if log:
+            print(json.dumps(record), flush=True)
+
+    if init_model is not None and ckpt is None:
         # Epoch 0: the starting point, so a fine-tune never ships worse than what it started from.
         scores = _validate(model, val_sets)
         best = float(np.mean(list(scores.values()))) if scores else -float("inf")
         save_model(model, out / "model.pt")
-        record0 = {"epoch": 0, "step": 0, **{f"{k}_dice": round(v, 5) for k, v in scores.items()},
-                   "val_score": round(best, 5), "best": True, "init_weights": cfg.init_weights}
-        lines.append(json.dumps(record0))
-        atomic_write_text(log_path, "\n".join(lines) + "\n")
-        if log:
-            print(json.dumps(record0), flush=True)
-    for epoch in range(cfg.epochs):
+        emit({"epoch": 0, "step": 0, **{f"{k}_dice": round(v, 5) for k, v in scores.items()},
+              "val_score": round(best, 5), "best": True, "init_weights": cfg.init_weights})
+    elif ckpt is not None:
+        atomic_write_text(log_path, "\n".join(lines) + "\n" if lines else "")
+    for epoch in range(first_epoch, cfg.epochs):
+        if progress(step) >= 1.0:
+            break
         model.train()
         losses, n_synth, t_data, t_opt = [], 0, 0.0, 0.0
         for _ in range(cfg.steps):
@@ -294,7 +368,7 @@ def train_seg2d(
             best = score
             save_model(model, out / "model.pt")
         save_model(model, out / "last.pt")
-        record = {
+        emit({
             "epoch": epoch + 1,
             "step": step,
             "lr": round(lr_now, 8),
@@ -306,12 +380,12 @@ def train_seg2d(
             "data_s": round(t_data, 1),
             "optim_s": round(t_opt, 1),
             "elapsed_s": round(time.monotonic() - start, 1),
-        }
-        lines.append(json.dumps(record))
-        atomic_write_text(log_path, "\n".join(lines) + "\n")
-        if log:
-            print(json.dumps(record), flush=True)
-        if progress(step) >= 1.0:
+        })
+        _save_checkpoint(ckpt_path, cfg, model, opt, gen, epoch=epoch + 1, step=step, best=best,
+                         elapsed_s=time.monotonic() - start, log_lines=lines)
+        if session_limit_s is not None and time.monotonic() - session_start >= session_limit_s:
+            if log and epoch + 1 < cfg.epochs and progress(step) < 1.0:
+                print(f"session limit reached after epoch {epoch + 1}: continue with --resume", flush=True)
             break
     return out / "model.pt"
 
@@ -333,6 +407,9 @@ def main(argv: Sequence[str] | None = None) -> None:
     p.add_argument("--init", default=None, help="start from these seg2d weights (fine-tuning) instead of a random initialisation")
     p.add_argument("--time-limit", type=float, default=None, help="wall-time budget, s: the learning-rate schedule follows max(step, time) progress and "
         "training stops after the epoch that reaches it")
+    p.add_argument("--resume", action="store_true", help="continue from OUT/checkpoint.pt (same options; --epochs may grow)")
+    p.add_argument("--session-limit", type=float, default=None,
+                   help="stop this call after the epoch that passes this many seconds (the schedule is not changed); resume later")
     arch = UNetConfig()
     p.add_argument("--base-channels", type=int, default=arch.base_channels,
                    help="U-Net channels at full resolution (--init's model keeps its own)")
@@ -355,6 +432,8 @@ def main(argv: Sequence[str] | None = None) -> None:
         time_limit_s=a.time_limit,
         init_weights=a.init,
         unet=UNetConfig(base_channels=a.base_channels, depth=a.depth, max_channels=a.max_channels),
+        resume=a.resume,
+        session_limit_s=a.session_limit,
     )
     print(f"best model: {path}")
 
