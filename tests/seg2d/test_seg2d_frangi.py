@@ -10,10 +10,10 @@ from autocar.errors import AutocarError, ShapeError
 from autocar.seg2d.frangi import (
     DEFAULT_PARAMS,
     FrangiParams,
-    field_of_view,
     frangi_segment,
     tune_frangi,
 )
+from autocar.seg2d.field import field_of_view
 from autocar.seg2d.image import normalise_image
 from autocar.seg2d.scores import cl_dice_2d, dice_2d
 

@@ -9,7 +9,7 @@ vessels are dark on a brighter background). Steps of :func:`frangi_segment`:
    image (about the vessel fraction of a coronary angiogram: 4-8 %), so the
    thresholds do not depend on contrast or window;
 3. zero vesselness outside the collimated field and ``field_margin_px``
-   around it (:func:`field_of_view`): the sharp edge of the collimator or
+   around it (:func:`autocar.seg2d.field.field_of_view`): the sharp edge of the collimator or
    of the shutters otherwise looks like a ridge;
 4. hysteresis thresholding (:func:`skimage.filters.apply_hysteresis_threshold`,
    ``low`` and ``high`` in units of that percentile);
@@ -40,10 +40,11 @@ import numpy as np
 from skimage.filters import apply_hysteresis_threshold, frangi
 
 from autocar.errors import ShapeError
+from autocar.seg2d.field import field_of_view
 from autocar.seg2d.image import normalise_image
 from autocar.seg2d.scores import dice_2d
 
-__all__ = ["DEFAULT_PARAMS", "FrangiParams", "field_of_view", "frangi_segment", "tune_frangi", "vesselness"]
+__all__ = ["DEFAULT_PARAMS", "FrangiParams", "frangi_segment", "tune_frangi", "vesselness"]
 
 
 @dataclass(frozen=True)
@@ -77,44 +78,10 @@ class FrangiParams:
 DEFAULT_PARAMS = FrangiParams()
 
 
-def _disc(radius: int) -> np.ndarray:
-    return cv2.getStructuringElement(cv2.MORPH_ELLIPSE, (2 * radius + 1, 2 * radius + 1))
-
-
-def field_of_view(norm: np.ndarray, *, margin_px: int = 6) -> np.ndarray:
-    """Pixels inside the collimated field, (H, W) bool.
-
-    Outside the collimator (or behind the shutters) a real angiogram is
-    nearly black and flat. Here "outside" is a region that touches the image
-    border, covers at least 0.2 % of the image, survives an opening by a
-    5 px disc (so dark vessels never qualify), and whose pixels are within
-    0.06 of the 0.5th percentile of the normalised image ``norm``
-    (:func:`~autocar.seg2d.image.normalise_image`) with a local (5 x 5)
-    standard deviation below 0.01. It is grown by ``margin_px``.
-    """
-    x = np.asarray(norm, dtype=np.float32)
-    lo = float(np.percentile(x, 0.5))
-    mean = cv2.blur(x, (5, 5))
-    sd = np.sqrt(np.maximum(cv2.blur(x * x, (5, 5)) - mean * mean, 0.0))
-    cand = ((x <= lo + 0.06) & (sd < 0.01)).astype(np.uint8)
-    cand = cv2.morphologyEx(cand, cv2.MORPH_CLOSE, _disc(2))
-    cand = cv2.morphologyEx(cand, cv2.MORPH_OPEN, _disc(5))
-    k, lab, stats, _ = cv2.connectedComponentsWithStats(cand, connectivity=8)
-    border = np.unique(np.concatenate([lab[0], lab[-1], lab[:, 0], lab[:, -1]]))
-    keep = np.zeros(k, dtype=bool)
-    keep[border] = True
-    keep[0] = False
-    keep &= stats[:, cv2.CC_STAT_AREA] >= 0.002 * x.size
-    outside = keep[lab].astype(np.uint8)
-    if margin_px > 0:
-        outside = cv2.dilate(outside, _disc(int(margin_px)))
-    return outside == 0
-
-
 def vesselness(image: np.ndarray, params: FrangiParams = DEFAULT_PARAMS) -> np.ndarray:
     """Frangi vesselness of dark vessels, scaled by its 95th percentile, (H, W) float64.
 
-    Zero outside the field of view (:func:`field_of_view`).
+    Zero outside the field of view (:func:`autocar.seg2d.field.field_of_view`).
     """
     norm = normalise_image(image)
     v = frangi(norm, sigmas=params.sigmas, beta=params.beta, gamma=params.gamma, black_ridges=True)

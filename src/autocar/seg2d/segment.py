@@ -30,6 +30,12 @@ whole image instead (the default at commit 622289c) raised 2D Dice (0.824 ->
 0.880 at 0.15 mm) but made worse trees (``bench_pipeline.py`` 0.642 -> 0.563);
 see docs/benchmarks.md, "Pixel size and the 2D segmenter".
 
+**Outside the X-ray field** (collimator, shutters, a stored dark frame) the
+probability is zero (:func:`autocar.seg2d.field.field_of_view`, grown by
+:data:`FIELD_MARGIN_PX`): the edge of a noisy dark frame, reflected by the
+padding, otherwise looks like a vessel along the whole image border (the
+real GE phantom runs of ``shared/data/xa-dicom-phantom``).
+
 Shapes: B batch, H x W image (px).
 """
 
@@ -45,6 +51,7 @@ import torch
 
 from autocar.errors import AutocarError, ShapeError
 from autocar.io.atomic import atomic_write_bytes
+from autocar.seg2d.field import field_of_view
 from autocar.seg2d.image import normalise_image
 from autocar.seg2d.unet import SegUNet2d, UNetConfig
 
@@ -61,6 +68,7 @@ __all__ = [
     "TARGET_SPACING_MM",
     "RESAMPLE_BELOW_MM",
     "WIDE_RADIUS_MM",
+    "FIELD_MARGIN_PX",
 ]
 
 WEIGHTS_FORMAT = "autocar-seg2d/1"
@@ -70,6 +78,8 @@ TARGET_SPACING_MM = 0.4
 RESAMPLE_BELOW_MM = 0.2
 #: Vessels of at least this radius (mm) in the resampled result are added (module doc).
 WIDE_RADIUS_MM = 1.2
+#: Probability is zeroed this far (px) around the area outside the X-ray field (module doc).
+FIELD_MARGIN_PX = 6
 #: The shipped weights (see src/autocar/weights/SEG2D.md).
 DEFAULT_WEIGHTS = Path(__file__).resolve().parents[1] / "weights" / "seg2d.pt"
 
@@ -155,7 +165,8 @@ def predict_probabilities(
     horizontal, vertical and double mirror images (test-time augmentation,
     4x the time). ``spacing_mm``: the images' pixel size at the isocentre
     (mm); finer than :data:`RESAMPLE_BELOW_MM`, the wide vessels found at
-    :data:`TARGET_SPACING_MM` are added (module doc). See
+    :data:`TARGET_SPACING_MM` are added (module doc). Zero outside the
+    X-ray field (module doc). See
     :func:`segment_angiogram` for the accepted images and errors.
     """
     model = default_model() if model is None else model
@@ -171,7 +182,7 @@ def predict_probabilities(
         coarse = [np.clip(_resample(p, x.shape), 0.0, 1.0) for p, x in zip(_predict(small, model, batch_size, flips),
                                                                           norm)]
         out = [_add_wide_vessels(p, q, spacing) for p, q in zip(out, coarse)]
-    return out
+    return [np.where(field_of_view(x, margin_px=FIELD_MARGIN_PX), p, 0.0).astype(np.float32) for p, x in zip(out, norm)]
 
 
 def _add_wide_vessels(fine: np.ndarray, coarse: np.ndarray, spacing: float) -> np.ndarray:
