@@ -12,6 +12,7 @@ from autocar.seg2d.image import normalise_image
 from autocar.seg2d import segment
 from autocar.seg2d.segment import FIELD_MARGIN_PX, segment_angiogram
 from autocar.synth.angiogram import render_angiogram
+from autocar.synth.cases import SynthCaseConfig, synthesize_case
 from autocar.synth.render import render_mask
 from autocar.synth.trees import generate_tree
 
@@ -48,11 +49,26 @@ def test_a_vessel_leaving_an_unframed_image_and_dark_anatomy_stay_inside():
     size = 200
     yy, xx = np.mgrid[0:size, 0:size].astype(float)
     image = 150.0 + gen.normal(0, 6.0, (size, size))
-    image[yy > 150] -= 45.0  # a darker band of anatomy (diaphragm) along the whole bottom edge
+    # A band of dark anatomy (the diaphragm) along the whole bottom edge, as dark as the vessel,
+    # fading in over ~20 px: beyond the background's hull, but no collimator edge.
+    image -= 90.0 / (1.0 + np.exp(-(yy - 160.0) / 6.0))
     vessel = np.abs(xx - 60 - 0.3 * yy) <= 4
-    image[vessel] -= 90.0  # darkest of all, crossing the image from top to bottom edge
-    fov = field_of_view(normalise_image(image), margin_px=FIELD_MARGIN_PX)
-    assert fov.all()
+    image[vessel] -= 90.0  # crossing the image from the top edge to the bottom edge
+    assert field_of_view(normalise_image(image), margin_px=FIELD_MARGIN_PX).all()
+    # A shutter blade in the top right corner is still found.
+    blade = xx - yy > 150
+    image[blade] = 20.0 + gen.normal(0, 6.0, int(blade.sum()))
+    fov = field_of_view(normalise_image(image), margin_px=0)
+    assert (~fov[xx - yy > 153]).mean() > 0.95 and fov[~blade & ~vessel & (yy < 150)].all()
+
+
+def test_the_diaphragm_of_a_rendered_angiogram_is_inside():
+    # bench_pipeline.py case 0, view A frame 1: a dark diaphragm along the bottom edge; before the
+    # edge-slope rule 11,461 pixels of it were called outside.
+    sc = synthesize_case(SynthCaseConfig(side="left", frames=2, kind="image", n_stenoses=1), rng=2_300_000)
+    for cv in sc.case.views:
+        for frame in cv.frames:
+            assert field_of_view(normalise_image(frame), margin_px=0).all()
 
 
 def test_burnt_in_text_in_the_frame_does_not_widen_the_field():

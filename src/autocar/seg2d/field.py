@@ -25,8 +25,13 @@ Two kinds of outside region are found, on the normalised image ``norm``
    ``lo + 0.5 (mid - lo)``, in connected pieces of at least 1 % of the
    image, so burnt-in text in the frame does not count); outside are the
    dark pixels (below ``lo + 0.3 (mid - lo)``) beyond that hull in regions
-   touching the image border. A vessel that leaves the image has background
-   on both sides at the border, so it stays inside the hull.
+   that run along the image border (:data:`BORDER_CONTACT_MIN`) and whose
+   edge towards the field is sharp (median slope at least
+   :data:`EDGE_SLOPE_MIN`; dark anatomy such as the diaphragm fades out). A
+   vessel that leaves the image has background on both sides at the border,
+   so it stays inside the hull; one that leaves it over dark anatomy only
+   crosses the border. Beyond the hull, pixels within :data:`GAP_BRIDGE_PX`
+   of such a region are outside too (gaps of a thin noisy band).
 
 The union is grown by ``margin_px`` (the edge's penumbra and the
 segmenters' reach).
@@ -39,8 +44,20 @@ from __future__ import annotations
 import cv2
 import numpy as np
 
-__all__ = ["SMOOTH_SIGMA_PX", "field_of_view"]
+__all__ = ["BORDER_CONTACT_MIN", "EDGE_SLOPE_MIN", "GAP_BRIDGE_PX", "SMOOTH_SIGMA_PX", "field_of_view"]
 
+#: Least median slope of the smoothed image across an outside region's edge, in units of
+#: (median - 0.5th percentile) per px: the edge of a collimator, shutter or stored frame is sharp
+#: (0.10-0.32 on the GE phantom runs, DCA1 and synthetic collimators), a dark band of anatomy
+#: (the diaphragm at the image bottom) is not (0.01-0.03 on ``bench_pipeline.py`` case 0).
+EDGE_SLOPE_MIN = 0.05
+#: Least length of image border an outside region runs along, as a share of the image's smaller
+#: side: a frame, shutter or iris runs along the border, a dark vessel leaving the image (over dark
+#: anatomy, beyond the background's hull) only crosses it.
+BORDER_CONTACT_MIN = 0.1
+#: Beyond the hull, pixels this close (px) to a found outside region are outside too: a 3-px
+#: noisy frame band is, after smoothing, not dark enough everywhere (the GE phantom's first frames).
+GAP_BRIDGE_PX = 12
 #: Gaussian smoothing (px) before the background and dark levels are read: it
 #: averages the quantum noise of the frame band out.
 SMOOTH_SIGMA_PX = 2.0
@@ -85,8 +102,28 @@ def _dark_beyond_hull(x: np.ndarray) -> np.ndarray:
     points = cv2.findNonZero(np.isin(lab, big).astype(np.uint8))
     hull = np.zeros(x.shape, dtype=np.uint8)
     cv2.fillConvexPoly(hull, cv2.convexHull(points), 1)
-    dark = (s < lo + 0.3 * (mid - lo)) & (hull == 0)
-    return _touching_border(dark.astype(np.uint8))
+    dark = _touching_border(((s < lo + 0.3 * (mid - lo)) & (hull == 0)).astype(np.uint8))
+    # Pieces of one noisy band that the threshold broke apart are judged together.
+    k, lab = cv2.connectedComponents(cv2.dilate(dark.astype(np.uint8), _disc(3)), connectivity=8)
+    if k < 2:
+        return dark
+    lab = lab * dark
+    gy, gx = np.gradient(s)
+    slope = np.hypot(gx, gy) / (mid - lo)
+    # Each region's edge towards the field (its outer ring, the image border left out).
+    ring = (cv2.dilate(lab.astype(np.float32), np.ones((3, 3), np.uint8)).astype(np.int32)) * (lab == 0)
+    ring[0, :] = ring[-1, :] = ring[:, 0] = ring[:, -1] = 0
+    border_px = np.concatenate([lab[0], lab[-1], lab[1:-1, 0], lab[1:-1, -1]])
+    contact = np.bincount(border_px, minlength=k)
+    keep = np.zeros(k, dtype=bool)
+    for c in range(1, k):
+        edge = slope[ring == c]
+        keep[c] = (contact[c] >= BORDER_CONTACT_MIN * min(x.shape) and edge.size > 0
+                   and float(np.median(edge)) >= EDGE_SLOPE_MIN)
+    outside = keep[lab]
+    # Where a thin noisy band is not dark enough after smoothing, the gap is beyond the hull all the same.
+    near = cv2.dilate(outside.astype(np.uint8), _disc(GAP_BRIDGE_PX)) > 0
+    return outside | (near & (hull == 0))
 
 
 def field_of_view(norm: np.ndarray, *, margin_px: int = 6) -> np.ndarray:
