@@ -18,7 +18,9 @@ measurements, report, snapshot; the default options, tree side given):
   warped across its epipolar lines (``RunOptions(frame_alignment=...)``; by
   default warped for mask input, not for segmented angiograms); with ``-maskwidth``:
   the diameters of the measurements read off the masks' width instead of the grey
-  images' profiles (``RunOptions(grey_diameters=False)``, the release before them).
+  images' profiles (``RunOptions(grey_diameters=False)``, the release before them);
+  with ``-tT`` (e.g. ``unet-t0.3``): the U-Net thresholded at T
+  (``RunOptions(unet_threshold=T)``).
 
 Printed per input, means over cases: segmentation Dice of views A / B against
 the true masks, centre-line F1 within 1 and 2 mm, mean distance and HD95 (mm)
@@ -78,10 +80,11 @@ def one_case(i: int, frames: int, work: Path, model, inputs: tuple[str, ...] = I
         scores: dict = {}
         name, _, variant = label.partition("-")  # "unet-previous": the dynamic run without lag compensation / fusion
         previous = variant == "previous"
+        threshold = float(variant[1:]) if variant.startswith("t") else 0.5  # "unet-t0.3": U-Net threshold 0.3
         aligned = {"aligned": True, "unaligned": False}.get(variant)
         if name != "masks":
             with torch.no_grad():
-                segmented, _ = segment_case(image.case, name, progress=False)
+                segmented, _ = segment_case(image.case, name, progress=False, unet_threshold=threshold)
             scores["dice_a"], scores["dice_b"] = (mask_scores(cv.frames, t)["dice"]
                                                   for cv, t in zip(segmented.views, true_masks))
         t0 = time.perf_counter()
@@ -89,7 +92,7 @@ def one_case(i: int, frames: int, work: Path, model, inputs: tuple[str, ...] = I
                       RunOptions(segmenter="unet" if name == "masks" else name, tree=side,
                                  lag_compensation=not previous, fuse=not previous,
                                  frame_alignment=False if previous else aligned,
-                                 grey_diameters=variant != "maskwidth"),
+                                 grey_diameters=variant != "maskwidth", unet_threshold=threshold),
                       model=model, progress=False)
         scores["seconds"] = time.perf_counter() - t0
         rec = read_reconstruction(summary.out)
@@ -122,14 +125,24 @@ def main() -> None:
                          "first named); NAME-previous runs it without lag compensation and fusion (the dynamic run "
                          "before them), NAME-aligned / NAME-unaligned with / without each frame pair's B mask warped "
                          "across its epipolar lines (default: with for masks, without for segmented angiograms), "
-                         "NAME-maskwidth with the diameters read off the masks instead of the grey profiles")
+                         "NAME-maskwidth with the diameters read off the masks instead of the grey profiles, "
+                         "unet-tT with the U-Net thresholded at T (e.g. unet-t0.3)")
     args = ap.parse_args()
     if args.cases < 1 or args.frames < 2:
         ap.error("--cases must be >= 1 and --frames >= 2")
     inputs = tuple(n.strip() for n in args.inputs.split(",") if n.strip())
-    if not inputs or any(n.partition("-")[0] not in INPUTS or n.partition("-")[2] not in ("", "previous", "aligned", "unaligned", "maskwidth")
-                         for n in inputs):
-        ap.error(f"--inputs must name some of {', '.join(INPUTS)} (each optionally with -previous, -aligned, -unaligned or -maskwidth), got {args.inputs!r}")
+    def known(n: str) -> bool:
+        name, _, variant = n.partition("-")
+        if variant.startswith("t") and name == "unet":
+            try:
+                return 0.0 < float(variant[1:]) < 1.0
+            except ValueError:
+                return False
+        return name in INPUTS and variant in ("", "previous", "aligned", "unaligned", "maskwidth")
+
+    if not inputs or not all(known(n) for n in inputs):
+        ap.error(f"--inputs must name some of {', '.join(INPUTS)} (each optionally with -previous, -aligned, -unaligned, "
+                 f"-maskwidth, or unet-tT), got {args.inputs!r}")
     import torch
 
     from autocar.pipeline.static import default_model

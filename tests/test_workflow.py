@@ -91,6 +91,10 @@ def test_shipped_unet_segments_the_dicom_pair(dicom_dir, tmp_path, image_synth):
         assert cv.kind == "mask" and cv.frames.dtype == bool
         truth_mask = render_mask(truths[0], cv.view)
         assert mask_scores(cv.frames[0], truth_mask)["dice"] > 0.6
+    # A lower threshold keeps every pixel of the higher one and adds some.
+    low_case, _ = segment_case(case, "unet", progress=False, unet_threshold=0.2)
+    for low, high in zip(low_case.views, masks_case.views):
+        assert not (high.frames & ~low.frames).any() and low.frames.sum() > high.frames.sum()
 
 
 def test_failed_run_leaves_no_result(mask_case_dir, tmp_path, monkeypatch):
@@ -122,6 +126,9 @@ def test_inputs_that_are_not_cases_or_dicom_are_named(tmp_path):
         load_input(tmp_path)
     with pytest.raises(ValueError, match="segmenter"):
         RunOptions(segmenter="magic")
+    for bad in (0.0, 1.0, -0.2):
+        with pytest.raises(ValueError, match="unet_threshold"):
+            RunOptions(unet_threshold=bad)
 
 
 def test_one_dicom_file_is_not_a_pair(dicom_dir, tmp_path):

@@ -63,6 +63,7 @@ class RunOptions:
     frame_rate_hz : frame rate of runs that carry neither frame times nor
         cardiac phases (frames then taken as evenly spaced at this rate, so the
         phase can be estimated); runs with frame times keep them.
+    unet_threshold : probability above which the U-Net calls a pixel vessel (in (0, 1)).
     segment_in_mm : tell the U-Net each view's isocentre pixel size, so on images finer than
         0.2 mm per pixel it adds the wide vessels it finds at 0.4 mm (:mod:`autocar.seg2d.segment`).
     mirror_b : view B's images are stored mirrored left-right: flip them back before anything.
@@ -94,6 +95,7 @@ class RunOptions:
     frame_alignment: bool | None = None
     frame_rate_hz: float | None = None
     segment_in_mm: bool = True
+    unet_threshold: float = 0.5
     mirror_b: bool = False
     grey_diameters: bool = True
     geometry_check: str = "auto"
@@ -102,6 +104,8 @@ class RunOptions:
     def __post_init__(self) -> None:
         if self.geometry_check not in ("auto", "warn", "off"):
             raise ValueError(f"geometry check must be auto, warn or off, got {self.geometry_check!r}")
+        if not 0.0 < float(self.unet_threshold) < 1.0:
+            raise ValueError(f"unet_threshold must be in (0, 1), got {self.unet_threshold!r}")
         if self.threads is not None and (isinstance(self.threads, bool) or int(self.threads) != self.threads
                                          or self.threads < 1):
             raise ValueError(f"threads must be an integer >= 1, got {self.threads!r}")
@@ -186,10 +190,11 @@ def load_input(path: str | Path, options: RunOptions = RunOptions()) -> tuple[Ca
 
 
 def segment_case(case: Case, segmenter: str = "unet", *, progress: bool = True,
-                 in_mm: bool = True) -> tuple[Case, dict[str, np.ndarray]]:
+                 in_mm: bool = True, unet_threshold: float = 0.5) -> tuple[Case, dict[str, np.ndarray]]:
     """Vessel-mask case of an image case (mask views pass through), and the grey images per view name.
 
-    ``in_mm``: the U-Net is told each view's isocentre pixel size (see RunOptions.segment_in_mm)."""
+    ``in_mm``: the U-Net is told each view's isocentre pixel size (see RunOptions.segment_in_mm);
+    ``unet_threshold``: its probability threshold (RunOptions.unet_threshold)."""
     from tqdm import tqdm
 
     images: dict[str, np.ndarray] = {}
@@ -202,7 +207,7 @@ def segment_case(case: Case, segmenter: str = "unet", *, progress: bool = True,
             model = default_model()
 
             def seg(frames: np.ndarray, spacing: float | None) -> np.ndarray:
-                return np.stack(segment_angiograms(np.asarray(frames), model, spacing_mm=spacing))
+                return np.stack(segment_angiograms(np.asarray(frames), model, unet_threshold, spacing_mm=spacing))
         else:
             from autocar.seg2d.frangi import frangi_segment
 
@@ -435,7 +440,8 @@ def run(
     if options.mirror_b:
         case = mirror_view_b(case)
     t0 = time.perf_counter()
-    mask_case, images = segment_case(case, options.segmenter, progress=progress, in_mm=options.segment_in_mm)
+    mask_case, images = segment_case(case, options.segmenter, progress=progress, in_mm=options.segment_in_mm,
+                                     unet_threshold=options.unet_threshold)
     check_vessel_masks(mask_case, source, "segmented" if images else "mask")
     if images:
         seconds["segment"] = time.perf_counter() - t0
