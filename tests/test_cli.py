@@ -300,6 +300,7 @@ def test_train_tiny_run_writes_weights(tmp_path, restore_torch_threads):
     result = invoke(
         "train", out, "--epochs", 1, "--steps", 1, "--val-samples", 1,
         "--base-channels", 4, "--depth", 2, "--threads", 1, "--device", "cpu", "--tree", "left",
+        "--segmented-fraction", 0.5,
     )
     assert_ok(result)
     assert f"weights: {out / 'model.pt'}" in result.stdout
@@ -307,7 +308,7 @@ def test_train_tiny_run_writes_weights(tmp_path, restore_torch_threads):
         assert (out / name).is_file(), name
     config = json.loads((out / "config.json").read_text())
     assert config["net"]["base_channels"] == 4 and config["net"]["depth"] == 2
-    assert config["sides"] == ["left"] and config["epochs"] == 1
+    assert config["sides"] == ["left"] and config["epochs"] == 1 and config["segmented_fraction"] == 0.5
     log = [json.loads(line) for line in (out / "train_log.jsonl").read_text().splitlines()]
     assert len(log) == 1 and log[0]["epoch"] == 1
 

@@ -452,6 +452,10 @@ def train(
                                               "right trees some samples are drawn from (repeatable)."),
     real_fraction: float = typer.Option(0.0, "--real-fraction", min=0.0, max=1.0,
                                         help="Share of the samples drawn from the --real-tree files."),
+    segmented_fraction: float = typer.Option(0.0, "--segmented-fraction", min=0.0, max=1.0,
+                                             help="Share of the samples whose masks are the shipped 2D U-Net's "
+                                                  "segmentation of rendered grey angiograms (the masks users' "
+                                                  "angiograms give) instead of exact vessel masks."),
 ) -> None:
     """Train the reconstruction network on pose-adapted samples drawn on the fly (generated trees,
     and real trees with --real-tree)."""
@@ -466,6 +470,7 @@ def train(
             seed=seed, threads=threads, device=device, net=net,
             init_weights=None if init is None else str(init), rotate_deg=rotate_deg, size_jitter=size_jitter,
             real_trees=tuple(str(p) for p in real_tree), real_fraction=real_fraction,
+            segmented_fraction=segmented_fraction,
         )
         config.sample_config()  # a real fraction without files is refused here, before any work
         for side in config.sides:

@@ -24,7 +24,8 @@ from autocar.geometry import CArmView
 from autocar.net.targets import tube_targets
 from autocar.sbp.carve import SBPConfig, SparseHull, carve, distance_maps
 
-__all__ = ["Sample", "SampleConfig", "make_sample", "hull_sample", "scene_transform", "real_tree_pool"]
+__all__ = ["Sample", "SampleConfig", "make_sample", "hull_sample", "scene_transform", "real_tree_pool",
+           "segmented_masks"]
 
 
 @dataclass(frozen=True)
@@ -51,9 +52,18 @@ class SampleConfig:
     real_fraction : share of the samples drawn from ``real_trees`` instead of the
         generator (a real tree, turned and scaled as above, beaten by a random
         heartbeat, seen from a random clinical view pair; ``sides`` is ignored for them).
+    segmented_fraction : share of the samples whose two masks are not the rendered
+        vessel masks but the shipped 2D U-Net's segmentation
+        (:func:`autocar.seg2d.segment.segment_angiograms`, pixel size given) of
+        grey angiograms rendered from the same trees (:func:`autocar.synth.angiogram.
+        render_angiogram` with a catheter and a contrast factor uniform in 0.7-1.3,
+        as ``autocar synth --kind image``): the masks users' angiograms give, with
+        false pixels, missed thin vessels and edges 1-2 px too wide (what those
+        cost: ``benchmarks/grey_budget.py``). The targets stay the true tree.
 
-    The rotation and scale are drawn after everything else, so a seed gives
-    the same tree, heartbeat and poses whatever these two settings are.
+    The rotation and scale, then the segmented-mask draw, come after everything
+    else, so a seed gives the same tree, heartbeat and poses whatever these
+    settings are.
     """
 
     sides: tuple[str, ...] = ("left", "right")
@@ -65,10 +75,13 @@ class SampleConfig:
     size_jitter: float = 0.0
     real_trees: tuple[str, ...] = ()
     real_fraction: float = 0.0
+    segmented_fraction: float = 0.0
 
     def __post_init__(self) -> None:
         if not 0.0 <= float(self.real_fraction) <= 1.0:
             raise ValueError(f"real_fraction must be in [0, 1], got {self.real_fraction!r}")
+        if not 0.0 <= float(self.segmented_fraction) <= 1.0:
+            raise ValueError(f"segmented_fraction must be in [0, 1], got {self.segmented_fraction!r}")
         if self.real_fraction > 0 and not self.real_trees:
             raise ValueError("real_fraction > 0 needs at least one file in real_trees")
         object.__setattr__(self, "real_trees", tuple(str(p) for p in self.real_trees))
@@ -164,5 +177,24 @@ def make_sample(rng: np.random.Generator | int, config: SampleConfig = SampleCon
         centre = np.asarray(tree.heart_center, np.float64)
         graph_a = graph_a.with_nodes((graph_a.nodes - centre) @ move.T + centre)
         graph_b = graph_b.with_nodes((graph_b.nodes - centre) @ move.T + centre)
-    masks = np.stack([render_mask(graph_a, views[0]), render_mask(graph_b, views[1])])
+    if config.segmented_fraction > 0 and gen.uniform() < config.segmented_fraction:
+        masks = segmented_masks((graph_a, graph_b), views, gen)
+    else:
+        masks = np.stack([render_mask(graph_a, views[0]), render_mask(graph_b, views[1])])
     return hull_sample(masks, views, graph_a, config.sbp)
+
+
+def segmented_masks(graphs: tuple[CenterlineGraph, ...], views: tuple[CArmView, ...],
+                    gen: np.random.Generator) -> np.ndarray:
+    """(V, H, W) bool: the shipped U-Net's masks of grey angiograms of ``graphs`` seen from ``views``
+    (one contrast factor for the pair, a catheter in each view; see SampleConfig.segmented_fraction)."""
+    from autocar.seg2d.segment import default_model, segment_angiograms
+    from autocar.synth.angiogram import render_angiogram
+
+    contrast = float(gen.uniform(0.7, 1.3))
+    model = default_model()
+    out = []
+    for graph, view in zip(graphs, views):
+        image = render_angiogram(graph, view, rng=gen, contrast=contrast, catheter=True)
+        out.append(segment_angiograms([image], model, spacing_mm=float(np.mean(view.isocenter_spacing_mm)))[0])
+    return np.stack(out)

@@ -58,6 +58,8 @@ class TrainConfig:
     max_voxels : skip samples whose hull is larger (memory guard).
     rotate_deg, size_jitter : scene augmentation of every sample (see
         :class:`~autocar.net.samples.SampleConfig`; 0 = none).
+    segmented_fraction : share of samples whose masks are the 2D U-Net's segmentation of
+        rendered grey angiograms (:class:`~autocar.net.samples.SampleConfig`).
     real_trees, real_fraction : real centre-line files and the share of samples drawn
         from them (:class:`~autocar.net.samples.SampleConfig`); ``real_trees_sha256``
         is filled in by :func:`train` (the files are not shipped, their hashes are).
@@ -84,12 +86,14 @@ class TrainConfig:
     size_jitter: float = 0.0
     real_trees: tuple[str, ...] = ()
     real_fraction: float = 0.0
+    segmented_fraction: float = 0.0
     real_trees_sha256: tuple[str, ...] = ()
 
     def sample_config(self) -> SampleConfig:
         return SampleConfig(sides=tuple(self.sides), sbp=SBPConfig(margin_px=self.sbp_margin_px),
                             rotate_deg=self.rotate_deg, size_jitter=self.size_jitter,
-                            real_trees=tuple(self.real_trees), real_fraction=self.real_fraction)
+                            real_trees=tuple(self.real_trees), real_fraction=self.real_fraction,
+                            segmented_fraction=self.segmented_fraction)
 
     def to_dict(self) -> dict[str, Any]:
         d = asdict(self)
