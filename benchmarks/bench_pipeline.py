@@ -120,6 +120,8 @@ def main() -> None:
     ap.add_argument("--cases", type=int, default=8)
     ap.add_argument("--frames", type=int, default=6)
     ap.add_argument("--threads", type=int, default=2)
+    ap.add_argument("--model", type=Path, default=None, help="3D network weights (model.pt of autocar train); "
+                    "default: the shipped ones")
     ap.add_argument("--inputs", default=",".join(INPUTS),
                     help="comma-separated inputs to run, of unet, frangi, masks (ratios are to masks when run, else to the "
                          "first named); NAME-previous runs it without lag compensation and fusion (the dynamic run "
@@ -148,7 +150,12 @@ def main() -> None:
     from autocar.pipeline.static import default_model
 
     torch.set_num_threads(args.threads)
-    model = default_model()
+    if args.model is not None:
+        from autocar.net.train import load_model
+
+        model = load_model(args.model)
+    else:
+        model = default_model()
     rows: dict[str, list[dict]] = {n: [] for n in inputs}
     with tempfile.TemporaryDirectory(prefix="bench_pipeline_") as tmp:
         for i in range(args.cases):

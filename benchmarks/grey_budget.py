@@ -117,11 +117,19 @@ def main() -> None:
     ap.add_argument("--weak", action="store_true", help="weakly synchronised pairs (view B's cardiac phase lags and "
                     "its breathing differs, as autocar synth draws them) instead of synchronised ones")
     ap.add_argument("--threads", type=int, default=2)
+    ap.add_argument("--model", type=Path, default=None, help="3D network weights (model.pt of autocar train); "
+                    "default: the shipped ones")
     ap.add_argument("--json", type=Path, default=None)
     ap.add_argument("--data", type=Path, default=Path(__file__).resolve().parents[2] / "shared" / "data")
     args = ap.parse_args()
     torch.set_num_threads(args.threads)
-    model, seg_model = default_model(), default_seg_model()
+    seg_model = default_seg_model()
+    if args.model is not None:
+        from autocar.net.train import load_model
+
+        model = load_model(args.model)
+    else:
+        model = default_model()
     rows = ROWS + tuple(f"unet >= {float(t):g}" for t in args.thresholds.split(",") if t.strip())
     if args.rows:
         wanted = [r.strip() for r in args.rows.split(",") if r.strip()]
