@@ -155,6 +155,38 @@ def benchmark_jobs(cases: int, real_cases: int, data: Path) -> list[tuple]:
     return jobs
 
 
+
+def budget_scores(graph, truth) -> dict[str, float]:
+    """Centre-line P / R / F1 @1 mm, F1 @2 mm and mean distance (mm) of ``graph`` against ``truth``;
+    zeros (mean distance NaN) for an empty graph."""
+    s = centerline_scores(graph, truth) if graph.num_edges else None
+    return {"f1_1mm": s.f1_1mm if s else 0.0, "precision_1mm": s.precision_1mm if s else 0.0,
+            "recall_1mm": s.recall_1mm if s else 0.0, "f1_2mm": s.f1_2mm if s else 0.0,
+            "mean_distance_mm": s.mean_distance_mm if s else float("nan")}
+
+
+def add_budget_options(ap, cases: int = 6, real_cases: int = 10) -> None:
+    """The options the error budgets share: the case set (:func:`benchmark_jobs`), threads, other
+    3D weights, a JSON copy of the figures and the shared data folder."""
+    ap.add_argument("--cases", type=int, default=cases, help="synthetic cases")
+    ap.add_argument("--real-cases", type=int, default=real_cases, help="real-tree cases (0: none; at most 10)")
+    ap.add_argument("--threads", type=int, default=2)
+    ap.add_argument("--model", type=Path, default=None, help="3D network weights (model.pt of autocar train); "
+                    "default: the shipped ones")
+    ap.add_argument("--json", type=Path, default=None)
+    ap.add_argument("--data", type=Path, default=Path(__file__).resolve().parents[2] / "shared" / "data")
+
+
+def network(path: Path | None):
+    """The 3D network of ``path`` (a model.pt of ``autocar train``), or the shipped one when None."""
+    if path is None:
+        from autocar.pipeline.static import default_model
+
+        return default_model()
+    from autocar.net.train import load_model
+
+    return load_model(path)
+
 VARIANTS = {
     "default": {},
     "previous": {"fuse": None, "lag_compensation": False, "frame_alignment": False},

@@ -53,13 +53,12 @@ from scipy.spatial import cKDTree
 from autocar.graph.extract import extract_graph
 from autocar.graph.ghost_score import branch_labels
 from autocar.graph.paths import edges_of, join_graphs, subgraph
-from autocar.evaluation.metrics import centerline_scores
-from autocar.pipeline.static import ReconstructConfig, default_model, reconstruct_pair
+from autocar.pipeline.static import ReconstructConfig, reconstruct_pair
 from autocar.sbp.carve import SBPConfig, carve
 from autocar.synth.cases import SynthCaseConfig, synthesize_case
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from bench_dynamic import benchmark_jobs  # noqa: E402
+from bench_dynamic import add_budget_options, benchmark_jobs, budget_scores, network  # noqa: E402
 
 STAGES = ("hull-graph", "network-raw", "default", "oracle-voxels-raw", "oracle-voxels", "branch-oracle")
 RAW = ReconstructConfig(prune_ghosts=False, complete_from_hull=False, refine_centerline=False)
@@ -115,31 +114,16 @@ def run_case(masks, views, model, truth) -> dict:
             g = reconstruct_pair(masks, views, oracle).graph
         else:
             g = branch_oracle(masks, views, model, truth)
-        s = centerline_scores(g, truth) if g.num_edges else None
-        out[stage] = {"f1_1mm": s.f1_1mm if s else 0.0, "precision_1mm": s.precision_1mm if s else 0.0,
-                      "recall_1mm": s.recall_1mm if s else 0.0,
-                      "mean_distance_mm": s.mean_distance_mm if s else float("nan"),
-                      "seconds": time.perf_counter() - t0}
+        out[stage] = {**budget_scores(g, truth), "seconds": time.perf_counter() - t0}
     return out
 
 
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    ap.add_argument("--cases", type=int, default=6, help="synthetic cases")
-    ap.add_argument("--real-cases", type=int, default=10, help="real-tree cases (0: none; at most 10)")
-    ap.add_argument("--threads", type=int, default=2)
-    ap.add_argument("--model", type=Path, default=None, help="network weights (model.pt of autocar train); "
-                    "default: the shipped ones")
-    ap.add_argument("--json", type=Path, default=None)
-    ap.add_argument("--data", type=Path, default=Path(__file__).resolve().parents[2] / "shared" / "data")
+    add_budget_options(ap)
     args = ap.parse_args()
     torch.set_num_threads(args.threads)
-    if args.model is not None:
-        from autocar.net.train import load_model
-
-        model = load_model(args.model)
-    else:
-        model = default_model()
+    model = network(args.model)
     jobs = benchmark_jobs(args.cases, args.real_cases, args.data)
     sync = dict(frames=1, lag_range=(0.0, 0.0), view_b_delay_s=(0.0, 0.0))
     print(f"{'set':9s} {'case':28s} {'view pair':17s} " + " ".join(f"{s:>17s}" for s in STAGES))

@@ -51,8 +51,7 @@ import cv2
 import numpy as np
 import torch
 
-from autocar.evaluation.metrics import centerline_scores
-from autocar.pipeline.static import ReconstructConfig, default_model, reconstruct_pair
+from autocar.pipeline.static import ReconstructConfig, reconstruct_pair
 from autocar.seg2d.scores import dice_2d
 from autocar.seg2d.segment import default_model as default_seg_model
 from autocar.seg2d.segment import predict_probabilities
@@ -60,7 +59,7 @@ from autocar.synth.cases import SynthCaseConfig, synthesize_case
 from autocar.synth.render import render_mask
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from bench_dynamic import benchmark_jobs  # noqa: E402
+from bench_dynamic import add_budget_options, benchmark_jobs, budget_scores, network  # noqa: E402
 
 ROWS = ("true masks", "unet", "unet unaligned", "unet-no-false", "unet+missed", "widths only")
 
@@ -98,38 +97,22 @@ def run_case(synth, model, seg_model, tolerance_px: int, rows: tuple[str, ...]) 
         t0 = time.perf_counter()
         config = ReconstructConfig(align_views=False) if row == "unet unaligned" else ReconstructConfig()
         g = reconstruct_pair(masks, views, model, config).graph
-        s = centerline_scores(g, truth_graph) if g.num_edges else None
         out[row] = {"dice_2d": float(np.mean([dice_2d(m, t) for m, t in zip(masks, truth)])),
-                    "f1_1mm": s.f1_1mm if s else 0.0, "precision_1mm": s.precision_1mm if s else 0.0,
-                    "recall_1mm": s.recall_1mm if s else 0.0, "f1_2mm": s.f1_2mm if s else 0.0,
-                    "mean_distance_mm": s.mean_distance_mm if s else float("nan"),
-                    "seconds": time.perf_counter() - t0}
+                    **budget_scores(g, truth_graph), "seconds": time.perf_counter() - t0}
     return out
 
 
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    ap.add_argument("--cases", type=int, default=6, help="synthetic cases")
-    ap.add_argument("--real-cases", type=int, default=10, help="real-tree cases (0: none; at most 10)")
+    add_budget_options(ap)
     ap.add_argument("--tolerance-px", type=int, default=2, help="unet-no-false keeps pixels this close to a true vessel")
     ap.add_argument("--thresholds", default="0.3,0.4", help="comma-separated extra U-Net thresholds (rows 'unet >= T')")
     ap.add_argument("--rows", default=None, help="comma-separated rows to run (default: all)")
     ap.add_argument("--weak", action="store_true", help="weakly synchronised pairs (view B's cardiac phase lags and "
                     "its breathing differs, as autocar synth draws them) instead of synchronised ones")
-    ap.add_argument("--threads", type=int, default=2)
-    ap.add_argument("--model", type=Path, default=None, help="3D network weights (model.pt of autocar train); "
-                    "default: the shipped ones")
-    ap.add_argument("--json", type=Path, default=None)
-    ap.add_argument("--data", type=Path, default=Path(__file__).resolve().parents[2] / "shared" / "data")
     args = ap.parse_args()
     torch.set_num_threads(args.threads)
-    seg_model = default_seg_model()
-    if args.model is not None:
-        from autocar.net.train import load_model
-
-        model = load_model(args.model)
-    else:
-        model = default_model()
+    seg_model, model = default_seg_model(), network(args.model)
     rows = ROWS + tuple(f"unet >= {float(t):g}" for t in args.thresholds.split(",") if t.strip())
     if args.rows:
         wanted = [r.strip() for r in args.rows.split(",") if r.strip()]
