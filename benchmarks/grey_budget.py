@@ -17,6 +17,9 @@ unet-no-false   the U-Net masks without their false pixels: only pixels within
                 catheter, wires, background blobs removed)
 unet+missed     the U-Net masks with every missed true vessel pixel added (an
                 oracle of recall: thin and faint vessels found)
+no catheter     the U-Net masks of the same scene rendered without the guiding
+                catheter (same renderer, other noise draws): what a segmenter
+                that never calls the catheter vessel would give
 unet unaligned  the U-Net masks without the epipolar alignment of view B (what
                 dynamic runs on segmented angiograms do; static runs align)
 widths only     the true masks plus the U-Net's false pixels within the
@@ -55,19 +58,24 @@ from autocar.pipeline.static import ReconstructConfig, reconstruct_pair
 from autocar.seg2d.scores import dice_2d
 from autocar.seg2d.segment import default_model as default_seg_model
 from autocar.seg2d.segment import predict_probabilities
+from autocar.synth.angiogram import render_angiogram
 from autocar.synth.cases import SynthCaseConfig, synthesize_case
 from autocar.synth.render import render_mask
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from bench_dynamic import add_budget_options, benchmark_jobs, budget_scores, network  # noqa: E402
 
-ROWS = ("true masks", "unet", "unet unaligned", "unet-no-false", "unet+missed", "widths only")
+ROWS = ("true masks", "unet", "no catheter", "unet unaligned", "unet-no-false", "unet+missed", "widths only")
 
 
-def masks_of_row(row: str, truth: list[np.ndarray], prob: list[np.ndarray], tolerance_px: int) -> list[np.ndarray]:
-    """The two masks (H, W) bool of ``row`` from the true masks and the U-Net's probabilities."""
+def masks_of_row(row: str, truth: list[np.ndarray], prob: list[np.ndarray], tolerance_px: int,
+                 no_catheter: list[np.ndarray] | None = None) -> list[np.ndarray]:
+    """The two masks (H, W) bool of ``row`` from the true masks and the U-Net's probabilities (and its
+    masks of the images without a catheter)."""
     if row == "true masks":
         return truth
+    if row == "no catheter":
+        return no_catheter
     if row.startswith("unet >= "):
         return [p > float(row.split()[-1]) for p in prob]
     unet = [p > 0.5 for p in prob]
@@ -91,9 +99,17 @@ def run_case(synth, model, seg_model, tolerance_px: int, rows: tuple[str, ...]) 
     truth = [render_mask(synth.truth[0], a.view), render_mask(synth.truth_b[0], b.view)]  # B's own phase
     prob = [predict_probabilities([cv.frames[0]], seg_model, spacing_mm=float(np.mean(cv.view.isocenter_spacing_mm)))[0]
             for cv in (a, b)]
+    no_catheter = None
+    if "no catheter" in rows:
+        gen = np.random.default_rng(synth.seed)
+        contrast = float(gen.uniform(0.7, 1.3))
+        no_catheter = [
+            predict_probabilities([render_angiogram(g, cv.view, rng=gen, contrast=contrast)], seg_model,
+                                  spacing_mm=float(np.mean(cv.view.isocenter_spacing_mm)))[0] > 0.5
+            for g, cv in ((synth.truth[0], a), (synth.truth_b[0], b))]
     out = {}
     for row in rows:
-        masks = masks_of_row(row, truth, prob, tolerance_px)
+        masks = masks_of_row(row, truth, prob, tolerance_px, no_catheter)
         t0 = time.perf_counter()
         config = ReconstructConfig(align_views=False) if row == "unet unaligned" else ReconstructConfig()
         g = reconstruct_pair(masks, views, model, config).graph
