@@ -406,7 +406,8 @@ def test_train_seg2d_tiny_run(tmp_path, restore_torch_threads):
 
     model = load_model(out / "model.pt")
     assert model.channels == [4, 8, 8]  # the architecture options reach the saved model
-    assert json.loads((out / "config.json").read_text())["unet"] == {"base_channels": 4, "depth": 2, "max_channels": 8}
+    assert json.loads((out / "config.json").read_text())["unet"] == {"base_channels": 4, "depth": 2, "max_channels": 8,
+                                                                   "catheter_channel": False}
     # --session-limit stops after an epoch; --resume continues the same run.
     opts = ["--epochs", 2, "--steps", 1, "--synth-fraction", 1.0, "--batch-size", 2, "--crop", 64,
             "--base-channels", 4, "--depth", 2, "--max-channels", 8]

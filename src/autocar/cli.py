@@ -517,6 +517,9 @@ def train_seg2d_command(
                                                help="Cap of the U-Net channel count (default: UNetConfig's; "
                                                     "--init's model keeps its own)."),
     resume: bool = typer.Option(False, "--resume", help="Continue from OUT/checkpoint.pt (same options; --epochs may grow)."),
+    catheter_class: bool = typer.Option(False, "--catheter-class",
+                                        help="Train a second output, the guiding catheter, which is then never called vessel "
+                                             "(with --init of a one-channel model its vessel head is kept)."),
     session_limit: Optional[float] = typer.Option(None, "--session-limit", min=0.0,
                                                   help="Stop this call after the epoch that passes this many seconds "
                                                        "(the learning-rate schedule is not changed); continue with --resume."),
@@ -532,7 +535,7 @@ def train_seg2d_command(
         path = train_seg2d(out, epochs=epochs, steps=steps, seed=seed, synth_fraction=synth_fraction,
                            dca1_dir=dca1_dir, threads=threads, batch_size=batch_size, lr=lr, crop=crop,
                            time_limit_s=time_limit, init_weights=init, unet=unet, resume=resume,
-                           session_limit_s=session_limit)
+                           session_limit_s=session_limit, catheter_channel=catheter_class)
         typer.echo(f"best model: {path}")
     except (AutocarError, ValueError, FileNotFoundError) as exc:
         _fail(exc)

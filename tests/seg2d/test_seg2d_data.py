@@ -57,19 +57,19 @@ def test_augment_shapes_labels_and_determinism():
     image = np.where(mask, 60, 190).astype(np.uint8)
     sample = LabelledImage("bar", image, mask)
     cfg = AugmentConfig(crop=64)
-    x, y = augment(sample, np.random.default_rng(0), cfg)
+    x, y, _ = augment(sample, np.random.default_rng(0), cfg)
     assert x.shape == y.shape == (64, 64) and x.dtype == np.float32
     assert set(np.unique(y)) <= {0.0, 1.0}
-    x2, y2 = augment(sample, np.random.default_rng(0), cfg)
+    x2, y2, _ = augment(sample, np.random.default_rng(0), cfg)
     np.testing.assert_array_equal(x, x2)
     np.testing.assert_array_equal(y, y2)
     # The label follows the image: labelled pixels are dark after any warp.
     for seed in range(5):
-        x, y = augment(sample, np.random.default_rng(seed), cfg)
+        x, y, _ = augment(sample, np.random.default_rng(seed), cfg)
         if y.any() and (y == 0).any():
             assert x[y > 0].mean() < x[y == 0].mean()
     # A small image is padded up to the crop.
-    x, y = augment(LabelledImage("s", image[:40, :30], mask[:40, :30]), np.random.default_rng(1), cfg)
+    x, y, _ = augment(LabelledImage("s", image[:40, :30], mask[:40, :30]), np.random.default_rng(1), cfg)
     assert x.shape == (64, 64)
 
 

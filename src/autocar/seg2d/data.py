@@ -42,7 +42,7 @@ from autocar.errors import AutocarError
 from autocar.geometry import CArmView
 from autocar.seg2d.image import normalise_image
 from autocar.synth.poses import PoseDistribution
-from autocar.synth.angiogram import render_angiogram
+from autocar.synth.angiogram import catheter_path, render_angiogram
 from autocar.synth.render import render_mask
 from autocar.synth.trees import generate_tree
 
@@ -69,11 +69,14 @@ class LabelledImage(NamedTuple):
     name : where it comes from (file stem or synthetic seed).
     image : (H, W) uint8 or uint16 raw grey levels, vessels dark.
     mask : (H, W) bool vessel label.
+    catheter : (H, W) bool guiding-catheter label where it is known (synthetic
+        angiograms: all False when there is none), None where it is not (DCA1).
     """
 
     name: str
     image: np.ndarray
     mask: np.ndarray
+    catheter: np.ndarray | None = None
 
 
 def load_dca1(folder: str | Path, ids: Sequence[int] | None = None) -> list[LabelledImage]:
@@ -160,17 +163,21 @@ def synthetic_angiogram(seed: int, config: SynthConfig = SynthConfig()) -> Label
     scale = gen.uniform(*config.spacing_scale)
     spacing = (view.spacing_mm[0] * scale, view.spacing_mm[1] * scale)
     view = CArmView(view.primary_deg, view.secondary_deg, view.sid_mm, view.sod_mm, spacing, config.size, config.size)
-    image = render_angiogram(
-        tree.graph,
-        view,
-        rng=gen,
-        contrast=float(gen.uniform(*config.contrast)),
-        catheter=bool(gen.uniform() < config.catheter_p),
-        collimator=bool(gen.uniform() < config.collimator_p),
-        wires=int(gen.integers(0, config.max_wires + 1)),
-        bit_depth=16 if gen.uniform() < config.bit16_p else 8,
-    )
-    return LabelledImage(f"synth/{int(seed)}", image, render_mask(tree.graph, view))
+    contrast = float(gen.uniform(*config.contrast))
+    catheter = bool(gen.uniform() < config.catheter_p)
+    collimator = bool(gen.uniform() < config.collimator_p)
+    wires = int(gen.integers(0, config.max_wires + 1))
+    bit_depth = 16 if gen.uniform() < config.bit16_p else 8
+    mask = render_mask(tree.graph, view)
+    cath = np.zeros_like(mask)
+    if catheter:
+        # render_angiogram draws its catheter first: the same path from a copy of the generator.
+        copy = np.random.default_rng()
+        copy.bit_generator.state = gen.bit_generator.state
+        cath = render_mask(catheter_path(tree.graph, copy), view) & ~mask
+    image = render_angiogram(tree.graph, view, rng=gen, contrast=contrast, catheter=catheter,
+                             collimator=collimator, wires=wires, bit_depth=bit_depth)
+    return LabelledImage(f"synth/{int(seed)}", image, mask, cath)
 
 
 @dataclass(frozen=True)
@@ -212,7 +219,7 @@ def _unit_range(image: np.ndarray) -> np.ndarray:
 
 def augment(
     sample: LabelledImage, gen: np.random.Generator, config: AugmentConfig = AugmentConfig()
-) -> tuple[np.ndarray, np.ndarray]:
+) -> tuple[np.ndarray, np.ndarray, np.ndarray | None]:
     """A randomly transformed, normalised crop of ``sample``.
 
     Geometry: zoom in ``config.scale``, a rotation (probability
@@ -227,9 +234,12 @@ def augment(
     -------
     image : (S, S) float32 normalised (vessels low)
     mask : (S, S) float32 in {0, 1}
+    catheter : (S, S) float32 in {0, 1}, the catheter label warped alike, or None
+        when the sample has none (the random draws are the same either way)
     """
     x = _unit_range(np.asarray(sample.image))
     y = np.asarray(sample.mask, dtype=np.float32)
+    c = None if sample.catheter is None else np.asarray(sample.catheter, dtype=np.float32)
     h, w = x.shape
     s = config.crop
     zoom = math.exp(gen.uniform(math.log(config.scale[0]), math.log(config.scale[1])))
@@ -240,10 +250,14 @@ def augment(
     mat[1, 2] += (out_h - h) / 2.0
     x = cv2.warpAffine(x, mat, (out_w, out_h), flags=cv2.INTER_LINEAR, borderMode=cv2.BORDER_REFLECT_101)
     y = cv2.warpAffine(y, mat, (out_w, out_h), flags=cv2.INTER_LINEAR, borderMode=cv2.BORDER_REFLECT_101)
+    if c is not None:
+        c = cv2.warpAffine(c, mat, (out_w, out_h), flags=cv2.INTER_LINEAR, borderMode=cv2.BORDER_REFLECT_101)
     if gen.uniform() < 0.5:
         x, y = x[:, ::-1], y[:, ::-1]
+        c = None if c is None else c[:, ::-1]
     if gen.uniform() < 0.5:
         x, y = x[::-1], y[::-1]
+        c = None if c is None else c[::-1]
     x = np.clip(x, 0.0, 1.0)
     x = x ** math.exp(gen.uniform(math.log(config.gamma[0]), math.log(config.gamma[1])))
     x = (x - x.mean()) * gen.uniform(*config.contrast) + x.mean()
@@ -257,4 +271,6 @@ def augment(
     c0 = int(gen.integers(0, x.shape[1] - s + 1))
     x = np.ascontiguousarray(x[r0 : r0 + s, c0 : c0 + s])
     y = (y[r0 : r0 + s, c0 : c0 + s] > 0.5).astype(np.float32)
-    return x, y
+    if c is not None:
+        c = (c[r0 : r0 + s, c0 : c0 + s] > 0.5).astype(np.float32)
+    return x, y, c

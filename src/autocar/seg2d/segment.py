@@ -198,6 +198,15 @@ def _add_wide_vessels(fine: np.ndarray, coarse: np.ndarray, spacing: float) -> n
     return np.where(wide, np.maximum(fine, coarse), fine).astype(np.float32)
 
 
+def _vessel_probability(logits: torch.Tensor) -> torch.Tensor:
+    """(B, 1, H, W) vessel probability from the network's (B, C, H, W) logits: with a catheter
+    channel, the vessel's probability times the probability that the pixel is no catheter."""
+    p = torch.sigmoid(logits[:, :1])
+    if logits.shape[1] > 1:
+        p = p * (1.0 - torch.sigmoid(logits[:, 1:2]))
+    return p
+
+
 def _predict(norm: list[np.ndarray], model: SegUNet2d, batch_size: int, flips: bool) -> list[np.ndarray]:
     """The network's probability (H_i, W_i) of each normalised image."""
     out: list[np.ndarray | None] = [None] * len(norm)
@@ -217,7 +226,7 @@ def _predict(norm: list[np.ndarray], model: SegUNet2d, batch_size: int, flips: b
                     t = torch.from_numpy(np.ascontiguousarray(x)).to(device=param.device, dtype=param.dtype)
                     runs = []
                     for dims in ((), (-1,), (-2,), (-2, -1)) if flips else ((),):
-                        p = torch.sigmoid(model(t.flip(dims) if dims else t))
+                        p = _vessel_probability(model(t.flip(dims) if dims else t))
                         runs.append(p.flip(dims) if dims else p)
                     prob = torch.stack(runs).mean(0)[:, 0].float().cpu().numpy()
                     prob = prob[:, ph // 2 : ph // 2 + h, pw // 2 : pw // 2 + w]

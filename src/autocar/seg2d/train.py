@@ -46,7 +46,7 @@ import json
 import math
 import time
 from collections.abc import Sequence
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 
 import numpy as np
@@ -66,7 +66,7 @@ from autocar.seg2d.data import (
 )
 from autocar.seg2d.scores import dice_2d
 from autocar.seg2d.segment import load_model, predict_probabilities, save_model
-from autocar.seg2d.unet import SegUNet2d, UNetConfig, seg_loss
+from autocar.seg2d.unet import SegUNet2d, UNetConfig, catheter_loss, seg_loss
 
 __all__ = ["VALIDATION_SEED_BASE", "Seg2dTrainConfig", "main", "resolve_dca1_training", "train_seg2d"]
 
@@ -138,28 +138,52 @@ def resolve_dca1_training(dca1_dir: str | Path) -> Path:
     raise AutocarError(f"dca1_dir {root} holds neither Angios_40_training/ nor N.png + N_gt.png images")
 
 
-def _validate(model: SegUNet2d, sets: dict[str, list[LabelledImage]]) -> dict[str, float]:
-    scores = {}
+def _validate(model: SegUNet2d, sets: dict[str, list[LabelledImage]]) -> tuple[dict[str, float], dict[str, float]]:
+    """Mean Dice per validation set (the selection score), and for sets with catheter labels the
+    share of catheter pixels called vessel (``<set>_catheter_as_vessel``, logged only)."""
+    scores, extra = {}, {}
     for name, items in sets.items():
         probs = predict_probabilities([it.image for it in items], model)
         scores[name] = float(np.mean([dice_2d(p > 0.5, it.mask) for p, it in zip(probs, items)]))
-    return scores
+        labelled = [(p, it.catheter) for p, it in zip(probs, items) if it.catheter is not None and it.catheter.any()]
+        if labelled:
+            called = sum(int(((p > 0.5) & c).sum()) for p, c in labelled)
+            extra[f"{name}_catheter_as_vessel"] = round(called / sum(int(c.sum()) for _, c in labelled), 4)
+    return scores, extra
 
 
 def _batch(
     gen: np.random.Generator, cfg: Seg2dTrainConfig, real: Sequence[LabelledImage]
-) -> tuple[torch.Tensor, torch.Tensor, int]:
-    xs, ys, n_synth = [], [], 0
+) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor, int]:
+    """Images (B, 1, S, S), vessel labels, catheter labels (zeros where unknown), whether each
+    image's catheter label is known (B,), and how many images are synthetic."""
+    xs, ys, cs, known, n_synth = [], [], [], [], 0
     for _ in range(cfg.batch_size):
         if not real or gen.uniform() < cfg.synth_fraction:
             sample = synthetic_angiogram(int(gen.integers(0, VALIDATION_SEED_BASE)), cfg.synth)
             n_synth += 1
         else:
             sample = real[int(gen.integers(0, len(real)))]
-        x, y = augment(sample, gen, cfg.augment)
+        x, y, c = augment(sample, gen, cfg.augment)
         xs.append(x)
         ys.append(y)
-    return torch.from_numpy(np.stack(xs)[:, None]), torch.from_numpy(np.stack(ys)[:, None]), n_synth
+        cs.append(np.zeros_like(y) if c is None else c)
+        known.append(c is not None)
+    return (torch.from_numpy(np.stack(xs)[:, None]), torch.from_numpy(np.stack(ys)[:, None]),
+            torch.from_numpy(np.stack(cs)[:, None]), torch.tensor(known), n_synth)
+
+
+def _load_init(model: SegUNet2d, init: SegUNet2d) -> None:
+    """``init``'s weights into ``model``; a one-channel ``init`` gives a catheter-channel model its
+    vessel head, the catheter head keeps its random start."""
+    state = init.state_dict()
+    if model.config.catheter_channel and not init.config.catheter_channel:
+        own = model.state_dict()
+        for key in ("head.weight", "head.bias"):
+            widened = own[key].clone()
+            widened[:1] = state[key]
+            state[key] = widened
+    model.load_state_dict(state)
 
 
 #: Configuration keys a resumed run may change.
@@ -218,6 +242,7 @@ def train_seg2d(
     log: bool = True,
     resume: bool = False,
     session_limit_s: float | None = None,
+    catheter_channel: bool = False,
 ) -> Path:
     """Train the 2D vessel U-Net; returns the path of the best ``model.pt``.
 
@@ -244,6 +269,9 @@ def train_seg2d(
         names the differing keys).
     session_limit_s : stop after the epoch in which this call's wall time
         passes this many seconds (None: run to the end); resume later.
+    catheter_channel : train a second output, the guiding catheter (labelled on
+        synthetic angiograms, unknown on DCA1); with ``init_weights`` of a
+        one-channel model its vessel head is kept and the catheter head added.
     """
     if int(epochs) < 1 or int(steps) < 1 or int(batch_size) < 1 or int(threads) < 1:
         raise ValueError(f"epochs, steps, batch_size and threads must be >= 1, got {epochs}, {steps}, {batch_size}, {threads}")
@@ -252,7 +280,9 @@ def train_seg2d(
     init_model = None
     if init_weights is not None:
         init_model = load_model(init_weights)
-        unet = init_model.config
+        unet = replace(init_model.config, catheter_channel=init_model.config.catheter_channel or catheter_channel)
+    elif catheter_channel:
+        unet = replace(UNetConfig() if unet is None else unet, catheter_channel=True)
     unet = UNetConfig() if unet is None else unet
     synth = SynthConfig() if synth is None else synth
     if int(crop) < 16 or int(crop) % (2**unet.depth):
@@ -295,7 +325,7 @@ def train_seg2d(
 
     model = SegUNet2d(cfg.unet)
     if init_model is not None:
-        model.load_state_dict(init_model.state_dict())
+        _load_init(model, init_model)
     opt = torch.optim.Adam(model.parameters(), lr=cfg.lr)
     total = cfg.epochs * cfg.steps
     log_path = out / "train_log.jsonl"
@@ -333,10 +363,10 @@ def train_seg2d(
 
     if init_model is not None and ckpt is None:
         # Epoch 0: the starting point, so a fine-tune never ships worse than what it started from.
-        scores = _validate(model, val_sets)
+        scores, extra = _validate(model, val_sets)
         best = float(np.mean(list(scores.values()))) if scores else -float("inf")
         save_model(model, out / "model.pt")
-        emit({"epoch": 0, "step": 0, **{f"{k}_dice": round(v, 5) for k, v in scores.items()},
+        emit({"epoch": 0, "step": 0, **{f"{k}_dice": round(v, 5) for k, v in scores.items()}, **extra,
               "val_score": round(best, 5), "best": True, "init_weights": cfg.init_weights})
     elif ckpt is not None:
         atomic_write_text(log_path, "\n".join(lines) + "\n" if lines else "")
@@ -347,12 +377,15 @@ def train_seg2d(
         losses, n_synth, t_data, t_opt = [], 0, 0.0, 0.0
         for _ in range(cfg.steps):
             t0 = time.monotonic()
-            x, y, ns = _batch(gen, cfg, real)
+            x, y, c, known, ns = _batch(gen, cfg, real)
             t1 = time.monotonic()
             lr_now = lr_at(progress(step))
             for g in opt.param_groups:
                 g["lr"] = lr_now
-            loss = seg_loss(model(x), y, dice_weight=cfg.dice_weight)
+            logits = model(x)
+            loss = seg_loss(logits[:, :1], y, dice_weight=cfg.dice_weight)
+            if cfg.unet.catheter_channel:
+                loss = loss + catheter_loss(logits[:, 1:], c, known)
             opt.zero_grad(set_to_none=True)
             loss.backward()
             opt.step()
@@ -361,7 +394,7 @@ def train_seg2d(
             losses.append(loss.detach().item())
             n_synth += ns
             step += 1
-        scores = _validate(model, val_sets)
+        scores, extra = _validate(model, val_sets)
         score = float(np.mean(list(scores.values()))) if scores else -float(np.mean(losses))
         improved = score > best
         if improved:
@@ -375,6 +408,7 @@ def train_seg2d(
             "train_loss": round(float(np.mean(losses)), 5),
             "synthetic_share": round(n_synth / (cfg.steps * cfg.batch_size), 4),
             **{f"{k}_dice": round(v, 5) for k, v in scores.items()},
+            **extra,
             "val_score": round(score, 5),
             "best": improved,
             "data_s": round(t_data, 1),
@@ -407,6 +441,7 @@ def main(argv: Sequence[str] | None = None) -> None:
     p.add_argument("--init", default=None, help="start from these seg2d weights (fine-tuning) instead of a random initialisation")
     p.add_argument("--time-limit", type=float, default=None, help="wall-time budget, s: the learning-rate schedule follows max(step, time) progress and "
         "training stops after the epoch that reaches it")
+    p.add_argument("--catheter-class", action="store_true", help="a second output: the guiding catheter, never a vessel")
     p.add_argument("--resume", action="store_true", help="continue from OUT/checkpoint.pt (same options; --epochs may grow)")
     p.add_argument("--session-limit", type=float, default=None,
                    help="stop this call after the epoch that passes this many seconds (the schedule is not changed); resume later")
@@ -434,6 +469,7 @@ def main(argv: Sequence[str] | None = None) -> None:
         unet=UNetConfig(base_channels=a.base_channels, depth=a.depth, max_channels=a.max_channels),
         resume=a.resume,
         session_limit_s=a.session_limit,
+        catheter_channel=a.catheter_class,
     )
     print(f"best model: {path}")
 

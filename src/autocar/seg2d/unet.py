@@ -27,7 +27,7 @@ from torch import nn
 
 from autocar.errors import ShapeError
 
-__all__ = ["SegUNet2d", "UNetConfig", "seg_loss"]
+__all__ = ["SegUNet2d", "UNetConfig", "catheter_loss", "seg_loss"]
 
 
 @dataclass(frozen=True)
@@ -39,11 +39,15 @@ class UNetConfig:
     base_channels : channels of the full-resolution level.
     depth : number of 2x down-sampling levels (inputs padded to ``2 ** depth``).
     max_channels : cap of the channel count at the coarse levels.
+    catheter_channel : a second output channel, the guiding catheter's logit
+        (issue 22: the catheter is its own class, never a vessel); weight files
+        without the key have one channel.
     """
 
     base_channels: int = 16
     depth: int = 4
     max_channels: int = 64
+    catheter_channel: bool = False
 
     def to_dict(self) -> dict:
         return asdict(self)
@@ -51,7 +55,7 @@ class UNetConfig:
     @classmethod
     def from_dict(cls, d: dict) -> UNetConfig:
         known = {k: int(d[k]) for k in ("base_channels", "depth", "max_channels") if k in d}
-        return cls(**known)
+        return cls(**known, catheter_channel=bool(d.get("catheter_channel", False)))
 
 
 def _double_conv(cin: int, cout: int) -> nn.Sequential:
@@ -66,10 +70,11 @@ def _double_conv(cin: int, cout: int) -> nn.Sequential:
 
 
 class SegUNet2d(nn.Module):
-    """2D U-Net: normalised grey image (B, 1, H, W) -> vessel logit (B, 1, H, W).
+    """2D U-Net: normalised grey image (B, 1, H, W) -> vessel logit (B, 1, H, W), or (B, 2, H, W)
+    with the catheter's logit second when ``config.catheter_channel``.
 
     ``H`` and ``W`` must be multiples of ``2 ** depth``. Apply a sigmoid to
-    the output for the vessel probability.
+    the output for the probabilities.
     """
 
     def __init__(self, config: UNetConfig = UNetConfig()) -> None:
@@ -83,7 +88,7 @@ class SegUNet2d(nn.Module):
         self.down = nn.ModuleList(_double_conv(ch[i], ch[i + 1]) for i in range(config.depth))
         self.reduce = nn.ModuleList(nn.Conv2d(ch[i + 1], ch[i], 1) for i in range(config.depth))
         self.up = nn.ModuleList(_double_conv(2 * ch[i], ch[i]) for i in range(config.depth))
-        self.head = nn.Conv2d(ch[0], 1, 1)
+        self.head = nn.Conv2d(ch[0], 2 if config.catheter_channel else 1, 1)
 
     @property
     def multiple(self) -> int:
@@ -132,3 +137,17 @@ def seg_loss(logits: torch.Tensor, target: torch.Tensor, *, dice_weight: float =
     t = target.flatten(1)
     dice = (2.0 * (p * t).sum(1) + 1.0) / (p.sum(1) + t.sum(1) + 1.0)
     return bce + dice_weight * (1.0 - dice.mean())
+
+
+def catheter_loss(logits: torch.Tensor, target: torch.Tensor, known: torch.Tensor) -> torch.Tensor:
+    """:func:`seg_loss` (BCE + soft Dice) of the catheter channel over the images whose catheter label is known.
+
+    logits, target : (B, 1, H, W) catheter logit and label in {0, 1}; known : (B,) bool (DCA1 images
+    have no catheter label). Zero when no image of the batch is labelled.
+    """
+    if logits.shape != target.shape or known.shape != logits.shape[:1]:
+        raise ShapeError(f"catheter logits {tuple(logits.shape)}, target {tuple(target.shape)} and known "
+                         f"{tuple(known.shape)} do not match")
+    if not bool(known.any()):
+        return logits.sum() * 0.0
+    return seg_loss(logits[known], target[known])

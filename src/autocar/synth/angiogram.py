@@ -17,7 +17,7 @@ from autocar.geometry.centerline import CenterlineGraph
 from autocar.geometry import CArmView
 from autocar.synth.render import DRAW_ONE, DRAW_SHIFT, render_thickness
 
-__all__ = ["render_angiogram", "ostium_node"]
+__all__ = ["catheter_path", "render_angiogram", "ostium_node"]
 
 # Nominal linear attenuation of contrast-filled lumen, 1/mm (iodinated
 # contrast diluted in blood at ~70 keV effective energy). A 3 mm main
@@ -41,12 +41,15 @@ def ostium_node(graph: CenterlineGraph) -> int:
     return int(ends[np.argmax(graph.radii[ends])])
 
 
-def _catheter(graph: CenterlineGraph, gen: np.random.Generator, radius_mm: float = 1.0) -> CenterlineGraph:
-    """A contrast-filled catheter (constant radius) ending at the ostium.
+def catheter_path(graph: CenterlineGraph, gen: np.random.Generator, radius_mm: float = 1.0) -> CenterlineGraph:
+    """A contrast-filled guiding catheter (constant radius, mm) ending at the ostium of ``graph``.
 
     It leaves the ostium away from the tree, then bends up towards the head
     (+z) as a guiding catheter coming down the aorta does, so it reaches an
-    image edge in any clinical view.
+    image edge in any clinical view. :func:`render_angiogram` with
+    ``catheter=True`` draws exactly this path first from its generator, so a
+    copy of that generator's state gives the catheter of the image (its mask:
+    :func:`autocar.synth.render.render_mask` of the path).
     """
     root = ostium_node(graph)
     p0 = graph.nodes[root]
@@ -290,7 +293,7 @@ def render_angiogram(
     h, w = view.shape
     thickness = render_thickness(graph, view).astype(np.float64)
     if catheter and graph.num_nodes:
-        cath = _catheter(graph, gen)
+        cath = catheter_path(graph, gen)
         # The catheter lumen holds undiluted contrast; its wall adds a little.
         thickness = thickness + 1.2 * render_thickness(cath, view)
     mu = _MU_CONTRAST * float(contrast)
