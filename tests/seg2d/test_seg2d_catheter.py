@@ -15,7 +15,7 @@ from autocar.synth.render import render_mask
 from autocar.synth.trees import generate_tree
 from autocar.seg2d.data import LabelledImage, SynthConfig, augment, synthetic_angiogram
 from autocar.seg2d.segment import load_model, predict_probability, save_model
-from autocar.seg2d.train import train_seg2d
+from autocar.seg2d.train import CATHETER_START_LOGIT, train_seg2d
 from autocar.seg2d.unet import SegUNet2d, UNetConfig, catheter_loss, seg_loss
 
 
@@ -101,8 +101,11 @@ def test_fine_tuning_a_one_channel_model_adds_the_catheter_head(tmp_path):
     trained = load_model(out / "last.pt")
     assert trained.config.catheter_channel and trained.head.weight.shape[0] == 2
     assert torch.equal(trained.head.weight[:1], base.head.weight) and torch.equal(trained.head.bias[:1], base.head.bias)
-    assert not torch.equal(trained.head.weight[1:], base.head.weight)  # a head of its own
+    assert not trained.head.weight[1:].any() and trained.head.bias[1].item() == CATHETER_START_LOGIT
     lines = [json.loads(s) for s in (out / "train_log.jsonl").read_text().splitlines()]
     assert [r["epoch"] for r in lines] == [0, 1]
+    # It starts where the one-channel model was: the same vessel probability to 0.25 %.
+    image = synthetic_angiogram(1_000_003).image
+    assert np.abs(predict_probability(image, trained) - predict_probability(image, base)).max() < 0.003
     # The validation logs how much of the labelled catheter is called vessel.
     assert all(0.0 <= r["synth_val_catheter_as_vessel"] <= 1.0 for r in lines)

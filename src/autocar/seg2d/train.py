@@ -68,7 +68,7 @@ from autocar.seg2d.scores import dice_2d
 from autocar.seg2d.segment import load_model, predict_probabilities, save_model
 from autocar.seg2d.unet import SegUNet2d, UNetConfig, catheter_loss, seg_loss
 
-__all__ = ["VALIDATION_SEED_BASE", "Seg2dTrainConfig", "main", "resolve_dca1_training", "train_seg2d"]
+__all__ = ["CATHETER_START_LOGIT", "VALIDATION_SEED_BASE", "Seg2dTrainConfig", "main", "resolve_dca1_training", "train_seg2d"]
 
 #: Synthetic validation seeds start here; training seeds are < 1e6, and the
 #: benchmark uses seeds from 2e6 (benchmarks/bench_seg2d.py).
@@ -173,17 +173,21 @@ def _batch(
             torch.from_numpy(np.stack(cs)[:, None]), torch.tensor(known), n_synth)
 
 
+#: Catheter logit a widened model starts from (probability 0.25 %).
+CATHETER_START_LOGIT = -6.0
+
+
 def _load_init(model: SegUNet2d, init: SegUNet2d) -> None:
     """``init``'s weights into ``model``; a one-channel ``init`` gives a catheter-channel model its
-    vessel head, the catheter head keeps its random start."""
+    vessel head and a catheter head that starts at "no catheter anywhere" (weights 0, bias
+    :data:`CATHETER_START_LOGIT`), so the widened model starts as good as ``init``."""
     state = init.state_dict()
     if model.config.catheter_channel and not init.config.catheter_channel:
-        own = model.state_dict()
-        for key in ("head.weight", "head.bias"):
-            widened = own[key].clone()
-            widened[:1] = state[key]
-            state[key] = widened
+        weight, bias = state["head.weight"], state["head.bias"]
+        state["head.weight"] = torch.cat([weight, torch.zeros_like(weight)])
+        state["head.bias"] = torch.cat([bias, torch.full_like(bias, CATHETER_START_LOGIT)])
     model.load_state_dict(state)
+
 
 
 #: Configuration keys a resumed run may change.
