@@ -32,9 +32,14 @@ see docs/benchmarks.md, "Pixel size and the 2D segmenter".
 
 **Outside the X-ray field** (collimator, shutters, a stored dark frame) the
 probability is zero (:func:`autocar.seg2d.field.field_of_view`, grown by
-:data:`FIELD_MARGIN_PX`): the edge of a noisy dark frame, reflected by the
-padding, otherwise looks like a vessel along the whole image border (the
+:data:`FIELD_MARGIN_PX`): the edge of a noisy dark frame beside bright
+background otherwise looks like a vessel along the whole image border (the
 real GE phantom runs of ``shared/data/xa-dicom-phantom``).
+
+**A catheter class** (``UNetConfig(catheter_channel=True)``; not the shipped
+model yet): the network's second channel is the guiding catheter, and a
+pixel's vessel probability is multiplied by its probability of being no
+catheter.
 
 Shapes: B batch, H x W image (px).
 """

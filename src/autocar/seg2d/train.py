@@ -189,7 +189,6 @@ def _load_init(model: SegUNet2d, init: SegUNet2d) -> None:
     model.load_state_dict(state)
 
 
-
 #: Configuration keys a resumed run may change.
 RESUMABLE_CHANGES = ("epochs", "threads", "time_limit_s")
 
