@@ -11,7 +11,9 @@ averaged over the four mirror images, ``flips=True``), the mean
 
 1. N held-out synthetic angiograms
    (:func:`autocar.seg2d.data.synthetic_angiogram` with seeds 2,000,000 + i;
-   training uses seeds < 1,000,000, validation 1,000,000 + i);
+   training uses seeds < 1,000,000, validation 1,000,000 + i), and the
+   share of their guiding catheter's pixels called vessel (the catheter is
+   not a vessel; :attr:`autocar.seg2d.data.LabelledImage.catheter`);
 2. the 40 real DCA1 TESTING images (``Angios_40_testing``; Cervantes-Sanchez
    et al., Appl. Sci. 9, 2019), never used for training or tuning; skipped
    with a note when the data folder is absent;
@@ -63,17 +65,22 @@ def _methods(model):
 def _score(items, model) -> dict[str, dict[str, float]]:
     out = {}
     for name, fn in _methods(model):
-        dice, cld = [], []
+        dice, cld, called, catheter = [], [], 0, 0
         for it in items:
             pred = fn(it.image)
             dice.append(dice_2d(pred, it.mask))
             cld.append(cl_dice_2d(pred, it.mask))
+            if it.catheter is not None:
+                called += int((pred & it.catheter).sum())
+                catheter += int(it.catheter.sum())
         out[name] = {
             "dice": float(np.mean(dice)),
             "dice_std": float(np.std(dice)),
             "cldice": float(np.mean(cld)),
             "cldice_std": float(np.std(cld)),
             "n": len(items),
+            # Share of the labelled catheter pixels called vessel (synthetic angiograms only).
+            "catheter_as_vessel": called / catheter if catheter else None,
         }
     return out
 
@@ -149,7 +156,7 @@ def main() -> None:
     results["seconds_per_512px_image"] = _time(big, model, a.runs)
 
     print(f"weights: {a.weights}  (torch threads: {a.threads})")
-    print(f"{'set':<14} {'method':<10} {'n':>3} {'Dice':>14} {'clDice':>14}")
+    print(f"{'set':<14} {'method':<10} {'n':>3} {'Dice':>14} {'clDice':>14} {'catheter called vessel':>23}")
     for key in ("synthetic", "dca1_testing"):
         if key not in results:
             continue
@@ -157,6 +164,7 @@ def main() -> None:
             print(
                 f"{key:<14} {method:<10} {s['n']:>3} {s['dice']:>7.4f} +-{s['dice_std']:.3f}"
                 f" {s['cldice']:>7.4f} +-{s['cldice_std']:.3f}"
+                + (f" {s['catheter_as_vessel']:>23.3f}" if s["catheter_as_vessel"] is not None else "")
             )
     for method, t in results["seconds_per_512px_image"].items():
         print(f"time per 512 x 512 image, {method}: {t * 1000:.0f} ms")
