@@ -40,6 +40,7 @@ Run (about 5 min on 2 cores)::
 
     python benchmarks/grey_budget.py
     python benchmarks/grey_budget.py --cases 10 --real-cases 10 --json grey.json
+    python benchmarks/grey_budget.py --seg-weights training/seg2d_catheter/model.pt   # another segmenter
 """
 
 from __future__ import annotations
@@ -57,6 +58,7 @@ import torch
 from autocar.pipeline.static import ReconstructConfig, reconstruct_pair
 from autocar.seg2d.scores import dice_2d
 from autocar.seg2d.segment import default_model as default_seg_model
+from autocar.seg2d.segment import load_model as load_seg_model
 from autocar.seg2d.segment import predict_probabilities
 from autocar.synth.angiogram import render_angiogram
 from autocar.synth.cases import SynthCaseConfig, synthesize_case
@@ -124,11 +126,14 @@ def main() -> None:
     ap.add_argument("--tolerance-px", type=int, default=2, help="unet-no-false keeps pixels this close to a true vessel")
     ap.add_argument("--thresholds", default="0.3,0.4", help="comma-separated extra U-Net thresholds (rows 'unet >= T')")
     ap.add_argument("--rows", default=None, help="comma-separated rows to run (default: all)")
+    ap.add_argument("--seg-weights", type=Path, default=None, help="2D segmenter weights (model.pt of autocar "
+                    "train-seg2d, e.g. one with a catheter class); default: the shipped ones")
     ap.add_argument("--weak", action="store_true", help="weakly synchronised pairs (view B's cardiac phase lags and "
                     "its breathing differs, as autocar synth draws them) instead of synchronised ones")
     args = ap.parse_args()
     torch.set_num_threads(args.threads)
-    seg_model, model = default_seg_model(), network(args.model)
+    seg_model = default_seg_model() if args.seg_weights is None else load_seg_model(args.seg_weights)
+    model = network(args.model)
     rows = ROWS + tuple(f"unet >= {float(t):g}" for t in args.thresholds.split(",") if t.strip())
     if args.rows:
         wanted = [r.strip() for r in args.rows.split(",") if r.strip()]
