@@ -54,7 +54,8 @@ SEED0 = 2_300_000
 INPUTS = ("unet", "frangi", "masks")
 
 
-def one_case(i: int, frames: int, work: Path, model, inputs: tuple[str, ...] = INPUTS) -> dict[str, dict]:
+def one_case(i: int, frames: int, work: Path, model, inputs: tuple[str, ...] = INPUTS,
+             seg_weights: str | None = None) -> dict[str, dict]:
     """Run the inputs of case ``i``; returns their scores by input name."""
     import torch
 
@@ -84,7 +85,8 @@ def one_case(i: int, frames: int, work: Path, model, inputs: tuple[str, ...] = I
         aligned = {"aligned": True, "unaligned": False}.get(variant)
         if name != "masks":
             with torch.no_grad():
-                segmented, _ = segment_case(image.case, name, progress=False, unet_threshold=threshold)
+                segmented, _ = segment_case(image.case, name, progress=False, unet_threshold=threshold,
+                                            unet_weights=seg_weights)
             scores["dice_a"], scores["dice_b"] = (mask_scores(cv.frames, t)["dice"]
                                                   for cv, t in zip(segmented.views, true_masks))
         t0 = time.perf_counter()
@@ -92,7 +94,8 @@ def one_case(i: int, frames: int, work: Path, model, inputs: tuple[str, ...] = I
                       RunOptions(segmenter="unet" if name == "masks" else name, tree=side,
                                  lag_compensation=not previous, fuse=not previous,
                                  frame_alignment=False if previous else aligned,
-                                 grey_diameters=variant != "maskwidth", unet_threshold=threshold),
+                                 grey_diameters=variant != "maskwidth", unet_threshold=threshold,
+                                 unet_weights=seg_weights),
                       model=model, progress=False)
         scores["seconds"] = time.perf_counter() - t0
         rec = read_reconstruction(summary.out)
@@ -121,6 +124,8 @@ def main() -> None:
     ap.add_argument("--frames", type=int, default=6)
     ap.add_argument("--threads", type=int, default=2)
     ap.add_argument("--model", type=Path, default=None, help="3D network weights (model.pt of autocar train); "
+                    "default: the shipped ones")
+    ap.add_argument("--seg-weights", default=None, help="2D U-Net weights (model.pt of autocar train-seg2d); "
                     "default: the shipped ones")
     ap.add_argument("--inputs", default=",".join(INPUTS),
                     help="comma-separated inputs to run, of unet, frangi, masks (ratios are to masks when run, else to the "
@@ -159,7 +164,7 @@ def main() -> None:
     rows: dict[str, list[dict]] = {n: [] for n in inputs}
     with tempfile.TemporaryDirectory(prefix="bench_pipeline_") as tmp:
         for i in range(args.cases):
-            res = one_case(i, args.frames, Path(tmp), model, inputs)
+            res = one_case(i, args.frames, Path(tmp), model, inputs, args.seg_weights)
             for n in inputs:
                 rows[n].append(res[n])
             line = "  ".join(f"{n} F1 {res[n]['f1_1mm']:.3f} ostium {res[n].get('ostium_mm', np.nan):.1f} "

@@ -95,6 +95,16 @@ def test_shipped_unet_segments_the_dicom_pair(dicom_dir, tmp_path, image_synth):
     low_case, _ = segment_case(case, "unet", progress=False, unet_threshold=0.2)
     for low, high in zip(low_case.views, masks_case.views):
         assert not (high.frames & ~low.frames).any() and low.frames.sum() > high.frames.sum()
+    # Other weights are used when given (an untrained tiny model segments differently).
+    import torch
+
+    from autocar.seg2d.segment import save_model
+    from autocar.seg2d.unet import SegUNet2d, UNetConfig
+
+    torch.manual_seed(0)
+    other = save_model(SegUNet2d(UNetConfig(4, 2, 8)), tmp_path / "other.pt")
+    other_case, _ = segment_case(case, "unet", progress=False, unet_weights=other)
+    assert other_case.views[0].frames.mean() > 0.9  # it says ~0.6 everywhere: all vessel
 
 
 def test_failed_run_leaves_no_result(mask_case_dir, tmp_path, monkeypatch):

@@ -64,6 +64,8 @@ class RunOptions:
         cardiac phases (frames then taken as evenly spaced at this rate, so the
         phase can be estimated); runs with frame times keep them.
     unet_threshold : probability above which the U-Net calls a pixel vessel (in (0, 1)).
+    unet_weights : another 2D U-Net weights file (``autocar train-seg2d``'s model.pt) instead of
+        the shipped one.
     segment_in_mm : tell the U-Net each view's isocentre pixel size, so on images finer than
         0.2 mm per pixel it adds the wide vessels it finds at 0.4 mm (:mod:`autocar.seg2d.segment`).
     mirror_b : view B's images are stored mirrored left-right: flip them back before anything.
@@ -96,6 +98,7 @@ class RunOptions:
     frame_rate_hz: float | None = None
     segment_in_mm: bool = True
     unet_threshold: float = 0.5
+    unet_weights: str | None = None
     mirror_b: bool = False
     grey_diameters: bool = True
     geometry_check: str = "auto"
@@ -190,11 +193,13 @@ def load_input(path: str | Path, options: RunOptions = RunOptions()) -> tuple[Ca
 
 
 def segment_case(case: Case, segmenter: str = "unet", *, progress: bool = True,
-                 in_mm: bool = True, unet_threshold: float = 0.5) -> tuple[Case, dict[str, np.ndarray]]:
+                 in_mm: bool = True, unet_threshold: float = 0.5,
+                 unet_weights: str | Path | None = None) -> tuple[Case, dict[str, np.ndarray]]:
     """Vessel-mask case of an image case (mask views pass through), and the grey images per view name.
 
     ``in_mm``: the U-Net is told each view's isocentre pixel size (see RunOptions.segment_in_mm);
-    ``unet_threshold``: its probability threshold (RunOptions.unet_threshold)."""
+    ``unet_threshold``: its probability threshold (RunOptions.unet_threshold); ``unet_weights``:
+    another weights file (RunOptions.unet_weights)."""
     from tqdm import tqdm
 
     images: dict[str, np.ndarray] = {}
@@ -202,9 +207,9 @@ def segment_case(case: Case, segmenter: str = "unet", *, progress: bool = True,
     todo = [cv for cv in case.views if cv.kind == "image"]
     if todo:
         if segmenter == "unet":
-            from autocar.seg2d.segment import default_model, segment_angiograms
+            from autocar.seg2d.segment import default_model, load_model, segment_angiograms
 
-            model = default_model()
+            model = default_model() if unet_weights is None else load_model(unet_weights)
 
             def seg(frames: np.ndarray, spacing: float | None) -> np.ndarray:
                 return np.stack(segment_angiograms(np.asarray(frames), model, unet_threshold, spacing_mm=spacing))
@@ -441,7 +446,7 @@ def run(
         case = mirror_view_b(case)
     t0 = time.perf_counter()
     mask_case, images = segment_case(case, options.segmenter, progress=progress, in_mm=options.segment_in_mm,
-                                     unet_threshold=options.unet_threshold)
+                                     unet_threshold=options.unet_threshold, unet_weights=options.unet_weights)
     check_vessel_masks(mask_case, source, "segmented" if images else "mask")
     if images:
         seconds["segment"] = time.perf_counter() - t0
