@@ -129,6 +129,10 @@ def spacing_table(spacings: list[float], trees: int, model) -> None:
 def main() -> None:
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     p.add_argument("--synthetic", type=int, default=40, help="number of held-out synthetic angiograms")
+    p.add_argument("--synth-size", type=int, default=SynthConfig().size,
+                   help="side of the synthetic angiograms, px (512 with --synth-scale 1,1: the pipeline's scale)")
+    p.add_argument("--synth-scale", default=",".join(str(v) for v in SynthConfig().spacing_scale),
+                   help="LOW,HIGH range of the pixel-spacing factor of the synthetic angiograms")
     p.add_argument("--dca1-dir", default=str(REPO.parent / "shared" / "data" / "dca1-angiograms"))
     p.add_argument("--weights", default=str(DEFAULT_WEIGHTS))
     p.add_argument("--threads", type=int, default=1)
@@ -145,7 +149,9 @@ def main() -> None:
         return
     results: dict = {"weights": a.weights, "threads": a.threads}
 
-    synth = [synthetic_angiogram(BENCH_SEED_BASE + i) for i in range(a.synthetic)]
+    low, high = (float(v) for v in a.synth_scale.split(","))
+    synth_cfg = SynthConfig(size=a.synth_size, spacing_scale=(low, high))
+    synth = [synthetic_angiogram(BENCH_SEED_BASE + i, synth_cfg) for i in range(a.synthetic)]
     results["synthetic"] = _score(synth, model)
     test_dir = Path(a.dca1_dir) / "Angios_40_testing"
     if test_dir.is_dir():
